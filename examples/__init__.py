@@ -1,0 +1,3 @@
+"""
+Runnable examples; every one is run by ``tests/test_examples.py``.
+"""

@@ -1,0 +1,275 @@
+"""
+Our Session: a real inactivity timeout, reliable hooks, per-session state, absolute lifetime.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.web import server as stock
+from twisted.web.resource import Resource
+from twisted.web.static import Data
+from zope.interface import implementer
+
+from twisted_sessions import EndReason, ISessionObserver, Session, SessionSummary, Site
+
+from .http import Browser
+
+
+class ShortSession(Session):
+    sessionTimeout = 60
+
+
+def page() -> Resource:
+    root = Resource()
+    root.putChild(b"", Data(b"hello", "text/plain"))
+    return root
+
+
+def clock_at(start: float = 1_000_000.0) -> Clock:
+    clock = Clock()
+    clock.advance(start)
+    return clock
+
+
+@implementer(ISessionObserver)
+class SessionRecorder:
+    def __init__(self) -> None:
+        self.ended: list[SessionSummary] = []
+
+    def session_ended(self, summary: SessionSummary) -> None:
+        self.ended.append(summary)
+
+
+class InactivityTimeoutTests(SynchronousTestCase):
+    def test_subclass_timeout_expires_idle_session(self) -> None:
+        """
+        A subclass's ``sessionTimeout`` is how long a session lives without requests: it is
+        alive just before, and gone at exactly the timeout (a gap of the timeout ends it).
+        """
+        clock = clock_at()
+        site = Site(page(), reactor=clock)
+        site.sessionFactory = ShortSession
+        browser = Browser(site)
+        browser.get("/")
+        self.assertEqual(len(site.sessions), 1)
+        clock.advance(59.999)
+        self.assertEqual(len(site.sessions), 1)
+        clock.advance(0.001)
+        self.assertEqual(len(site.sessions), 0)
+
+    def test_requests_with_cookie_keep_session_alive(self) -> None:
+        """
+        Every request carrying the cookie touches the session: a visitor coming back every
+        50 s keeps one session for five minutes, and it ends 60 s after the last visit.
+        """
+        clock = clock_at()
+        site = Site(page(), reactor=clock)
+        site.sessionFactory = ShortSession
+        browser = Browser(site)
+        browser.get("/")
+        first = browser.cookies["TWISTED_SESSION"]
+        for _ in range(6):
+            clock.advance(50)
+            response = browser.get("/")
+            self.assertIsNone(response.cookie("TWISTED_SESSION"), "no new session was needed")
+        self.assertEqual(browser.cookies["TWISTED_SESSION"], first)
+        session = next(iter(site.sessions.values()))
+        self.assertEqual(session.request_count, 7)
+        clock.advance(59)
+        self.assertEqual(len(site.sessions), 1)
+        clock.advance(1)
+        self.assertEqual(len(site.sessions), 0)
+
+    def test_stock_twisted_session_dies_at_fixed_age(self) -> None:
+        """
+        The difference we fix: stock Twisted does not touch a session found by cookie, so
+        the same visitor pattern loses its session 60 s after it was created.
+        """
+
+        class StockShort(stock.Session):
+            sessionTimeout = 60
+
+        class Visit(Resource):
+            isLeaf = True
+
+            def render_GET(self, request: Any) -> bytes:
+                request.getSession()
+                return b"ok"
+
+        clock = clock_at()
+        site = stock.Site(Visit(), reactor=clock)
+        site.sessionFactory = StockShort
+        browser = Browser(site)
+        browser.get("/")
+        first = browser.cookies["TWISTED_SESSION"]
+        clock.advance(50)
+        browser.get("/")
+        clock.advance(50)
+        browser.get("/")
+        self.assertNotEqual(browser.cookies["TWISTED_SESSION"], first)
+
+    def test_site_setting_overrides_class_timeout(self) -> None:
+        """
+        ``Site(session_timeout=...)`` (the ``--session-timeout`` option) applies to every
+        session of the Site, whatever the session class says.
+        """
+        clock = clock_at()
+        site = Site(page(), reactor=clock, session_timeout=10)
+        site.sessionFactory = ShortSession
+        Browser(site).get("/")
+        clock.advance(10)
+        self.assertEqual(len(site.sessions), 0)
+
+    def test_default_timeout_is_fifteen_minutes(self) -> None:
+        """
+        Without any setting a session lives 900 s without requests.
+        """
+        clock = clock_at()
+        site = Site(page(), reactor=clock)
+        Browser(site).get("/")
+        clock.advance(899)
+        self.assertEqual(len(site.sessions), 1)
+        clock.advance(1)
+        self.assertEqual(len(site.sessions), 0)
+
+
+class HookTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = clock_at()
+        self.site = Site(page(), reactor=self.clock)
+        self.session = self.site.makeSession()
+
+    def test_raising_hook_does_not_stop_others(self) -> None:
+        """
+        Every hook runs even if an earlier one raises; the failure is logged with its
+        traceback.
+        """
+        calls: list[str] = []
+
+        def broken() -> None:
+            calls.append("broken")
+            raise RuntimeError("hook bug")
+
+        self.session.notifyOnExpire(lambda: calls.append("first"))
+        self.session.notifyOnExpire(broken)
+        self.session.notifyOnExpire(lambda: calls.append("last"))
+        self.session.expire()
+        self.assertEqual(calls, ["first", "broken", "last"])
+        [logged] = self.flushLoggedErrors(RuntimeError)
+        self.assertEqual(str(logged.value), "hook bug")
+
+    def test_expire_twice_is_harmless(self) -> None:
+        """
+        ``expire()`` a second time does nothing: hooks ran once, no error.
+        """
+        calls: list[int] = []
+        self.session.notifyOnExpire(lambda: calls.append(1))
+        self.session.expire()
+        self.session.expire()
+        self.assertEqual(calls, [1])
+        self.assertNotIn(self.session.uid, self.site.sessions)
+
+    def test_hook_may_touch_and_register_hooks(self) -> None:
+        """
+        A hook may touch the session (it stays expired) and register another hook (which
+        runs too); the expiry timer does not fire again.
+        """
+        calls: list[str] = []
+
+        def touching() -> None:
+            self.session.touch()
+            self.session.notifyOnExpire(lambda: calls.append("late"))
+            calls.append("touching")
+
+        self.session.notifyOnExpire(touching)
+        self.clock.advance(900)
+        self.assertEqual(calls, ["touching", "late"])
+        self.assertTrue(self.session.ended)
+        self.clock.advance(10_000)
+        self.assertEqual(calls, ["touching", "late"])
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_hook_registered_after_expiry_runs_at_once(self) -> None:
+        """
+        A hook registered on an already expired session is not silently lost.
+        """
+        self.session.expire()
+        calls: list[int] = []
+        self.session.notifyOnExpire(lambda: calls.append(1))
+        self.assertEqual(calls, [1])
+
+    def test_observer_hears_why_session_ended(self) -> None:
+        """
+        After the hooks, the Site's session observers get the session's summary and reason.
+        """
+        recorder = SessionRecorder()
+        self.site.add_observer(recorder)
+        hooks: list[int] = []
+        self.session.notifyOnExpire(lambda: hooks.append(len(recorder.ended)))
+        self.clock.advance(900)
+        self.assertEqual(hooks, [0], "hooks run before observers")
+        [summary] = recorder.ended
+        self.assertEqual(summary.reason, EndReason.IDLE)
+        self.assertEqual(summary.session_key, self.session.key)
+        self.assertEqual(summary.started, 1_000_000.0)
+        self.assertEqual(summary.ended, 1_000_900.0)
+
+
+class LifetimeTests(SynchronousTestCase):
+    def test_max_session_age_expires_active_session(self) -> None:
+        """
+        With ``max_session_age`` an active session is expired at that age, through the
+        normal path (hooks run), with the reason MAX_AGE.
+        """
+        clock = clock_at()
+        site = Site(page(), reactor=clock, max_session_age=100)
+        recorder = SessionRecorder()
+        site.add_observer(recorder)
+        browser = Browser(site)
+        browser.get("/")
+        session = next(iter(site.sessions.values()))
+        hooks: list[int] = []
+        session.notifyOnExpire(lambda: hooks.append(1))
+        for _ in range(9):
+            clock.advance(10)
+            browser.get("/")
+        self.assertEqual(len(site.sessions), 1)
+        clock.advance(10)
+        self.assertEqual(len(site.sessions), 0)
+        self.assertEqual(hooks, [1])
+        self.assertEqual([s.reason for s in recorder.ended], [EndReason.MAX_AGE])
+        browser.get("/")
+        self.assertEqual(len(site.sessions), 1, "the visitor gets a fresh session")
+
+    def test_session_knows_start_activity_and_requests(self) -> None:
+        """
+        A session knows when it started, when it was last active and how many requests it
+        served.
+        """
+        clock = clock_at()
+        site = Site(page(), reactor=clock)
+        browser = Browser(site)
+        browser.get("/")
+        clock.advance(30)
+        browser.get("/")
+        clock.advance(12)
+        browser.get("/")
+        session = next(iter(site.sessions.values()))
+        self.assertEqual(session.started, 1_000_000.0)
+        self.assertEqual(session.last_active, 1_000_042.0)
+        self.assertEqual(session.request_count, 3)
+
+    def test_stock_seed_style_standalone_session(self) -> None:
+        """
+        A session made without a Site (as in the tutorial's adaption example) works when
+        given a clock, and its state is kept by adaption.
+        """
+        from examples.counter import ICounter
+
+        session = Session(None, None, reactor=Clock())
+        data = ICounter(session)
+        self.assertIs(data, ICounter(session))
+        self.assertEqual(data.value, 0)

@@ -1,0 +1,111 @@
+"""
+``twistd sessions`` options, checked apart from the service tree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from twisted.internet.task import Clock
+from twisted.python import usage
+from twisted.web.resource import IResource
+
+from twisted_sessions.cookies import CookiePolicy
+from twisted_sessions.redis_address import RedisAddress
+from twisted_sessions.tap import Options, build_server
+
+
+def parse(*argv: str) -> Options:
+    options = Options()
+    options.parseOptions(list(argv))
+    return options
+
+
+def test_defaults() -> None:
+    """
+    With no options: port 8080, embedded Redis with the bundled binary, 900 s sessions.
+    """
+    options = parse()
+    assert options["port"] == "tcp:8080"
+    assert options["redis"] is None
+    assert "redis-server" in options["redis-server"]
+    assert options["data-dir"] == Path("sessions-data")
+    assert options["session-timeout"] == 900.0
+    assert options["max-sessions"] == 100_000
+    assert options["cookies"] == CookiePolicy()
+
+
+def test_all_options_convert() -> None:
+    """
+    Every option is checked and converted to the type the server uses.
+    """
+    options = parse(
+        "--port",
+        "tcp:0:interface=127.0.0.1",
+        "--redis",
+        "redis://127.0.0.1:6390/4",
+        "--session-timeout",
+        "60",
+        "--max-session-age",
+        "3600",
+        "--max-sessions",
+        "500",
+        "--session-cookie",
+        "sid",
+        "--no-visitor-cookie",
+        "--shutdown-timeout",
+        "3",
+        "--app",
+        "examples.counter.resource",
+    )
+    assert options["redis-address"] == RedisAddress(host="127.0.0.1", port=6390, db=4)
+    assert (options["session-timeout"], options["max-session-age"]) == (60.0, 3600.0)
+    assert options["max-sessions"] == 500
+    assert options["cookies"] == CookiePolicy(session_cookie="sid", visitor_cookie=None)
+    assert options["shutdown-timeout"] == 3.0
+    assert IResource.providedBy(options["resource"])
+
+
+@pytest.mark.parametrize(
+    "argv, option",
+    [
+        (["--port", "nonsense:1"], "--port"),
+        (["--port", "tcp:notaport"], "--port"),
+        (["--session-timeout", "-5"], "--session-timeout"),
+        (["--session-timeout", "soon"], "--session-timeout"),
+        (["--session-timeout", "inf"], "--session-timeout"),
+        (["--max-session-age", "0"], "--max-session-age"),
+        (["--max-sessions", "0"], "--max-sessions"),
+        (["--max-sessions", "1e3"], "--max-sessions"),
+        (["--shutdown-timeout", "nan"], "--shutdown-timeout"),
+        (["--redis", "http://localhost"], "--redis"),
+        (["--redis-server", "/nonexistent/redis-server"], "--redis-server"),
+        (["--session-cookie", "bad name"], "--session-cookie"),
+        (["--app", "no.such.module.thing"], "--app"),
+        (["--app", "examples.counter.ICounter"], "--app"),
+    ],
+)
+def test_bad_values_name_the_option(argv: list[str], option: str) -> None:
+    """
+    A bad value is a usage error (what twistd prints without a traceback) naming the option.
+    """
+    with pytest.raises(usage.UsageError) as caught:
+        parse(*argv)
+    assert option in str(caught.value)
+
+
+def test_build_server_wires_the_options() -> None:
+    """
+    The service is built from the options on the reactor it is given.
+    """
+    clock = Clock()
+    options = parse(
+        "--redis", "redis://127.0.0.1:6390/0", "--session-timeout", "42", "--max-sessions", "7"
+    )
+    server = build_server(clock, options)
+    assert server.embedded is None
+    assert server.redis.address.port == 6390
+    assert server.site.session_timeout == 42.0
+    assert server.site.max_sessions == 7
+    assert server.site.reactor is clock

@@ -1,0 +1,181 @@
+"""
+``twistd -n sessions`` end to end: a real process, a real port, the embedded redis-server.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .twistd_process import TWISTD, Twistd, live_processes_mentioning, run_twistd
+
+#: twistd re-raises SIGTERM after a clean shutdown, so the exit status says "terminated".
+CLEAN_EXIT = (0, -signal.SIGTERM)
+
+
+@pytest.fixture
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Short paths: the embedded Redis socket lives in the data directory.
+    return Path(tmp_path_factory.mktemp("tw"))
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Twistd]]:
+    started: list[Twistd] = []
+    yield started
+    for server in started:
+        server.stop()
+
+
+def test_twistd_lists_the_plugin(tmp_path: Path) -> None:
+    """
+    After installation ``twistd --help`` lists the ``sessions`` subcommand.
+    """
+    result = subprocess.run(
+        [*TWISTD, "--help"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert result.returncode == 0
+    assert any(line.split()[:1] == ["sessions"] for line in result.stdout.splitlines())
+
+
+def test_serves_tracks_and_shuts_down_cleanly(workdir: Path, servers: list[Twistd]) -> None:
+    """
+    The server answers on its port, tracks the visitor's session across requests, uses its
+    embedded Redis, and on SIGTERM expires the sessions, stops Redis and exits 0 with no
+    redis-server left behind.
+    """
+    server = Twistd(workdir, "--port", "tcp:0:interface=127.0.0.1", "--data-dir", "data")
+    servers.append(server.start())
+    server.wait_for("embedded Redis ready")
+    server.wait_for(r"Redis at unix:\S+ db 0 is reachable")
+    status, first = server.get()
+    assert status == 200
+    assert "served 1 request(s)" in first
+    _, second = server.get()
+    assert "served 2 request(s)" in second
+    assert "Redis (unix:" in second and "): connected." in second
+    socket_path = str(workdir / "data" / "redis.sock")
+    assert live_processes_mentioning(socket_path)
+    server.signal(signal.SIGTERM)
+    assert server.wait() in CLEAN_EXIT
+    output = server.output
+    assert "shutdown: expired 1 live session(s)" in output
+    assert "embedded Redis stopped" in output
+    assert "shutdown complete" in output
+    assert "Traceback" not in output
+    assert live_processes_mentioning(socket_path) == []
+    assert (workdir / "data" / "appendonly.aof").exists()
+
+
+def test_killed_server_leaves_no_redis(workdir: Path, servers: list[Twistd]) -> None:
+    """
+    Even SIGKILL of the server (no shutdown code runs) leaves no redis-server behind.
+    """
+    server = Twistd(workdir, "--port", "tcp:0:interface=127.0.0.1", "--data-dir", "data")
+    servers.append(server.start())
+    server.wait_for("embedded Redis ready")
+    socket_path = str(workdir / "data" / "redis.sock")
+    assert live_processes_mentioning(socket_path)
+    server.signal(signal.SIGKILL)
+    server.wait()
+    deadline = time.monotonic() + 10
+    while live_processes_mentioning(socket_path):
+        assert time.monotonic() < deadline, "the embedded redis-server outlived the server"
+        time.sleep(0.05)
+
+
+def test_shutdown_runs_application_hooks(workdir: Path, servers: list[Twistd]) -> None:
+    """
+    With ``--app``, the user's resource is served with tracking, and SIGTERM expires its
+    sessions through the normal path: the application's notifyOnExpire hook runs.
+    """
+    server = Twistd(
+        workdir,
+        "--port",
+        "tcp:0:interface=127.0.0.1",
+        "--data-dir",
+        "data",
+        "--app",
+        "examples.short_session.make_root",
+    )
+    servers.append(server.start())
+    status, body = server.get("logme")
+    assert (status, body) == (200, "")
+    server.signal(signal.SIGTERM)
+    assert server.wait() in CLEAN_EXIT
+    assert "has expired." in server.output
+
+
+def test_external_redis_down_still_serves(workdir: Path, servers: list[Twistd]) -> None:
+    """
+    With ``--redis`` pointing at a Redis that is down, the server starts, serves pages, says
+    so in its log, and still shuts down promptly.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = Twistd(
+        workdir,
+        "--port",
+        "tcp:0:interface=127.0.0.1",
+        "--redis",
+        f"redis://127.0.0.1:{port}/0",
+        "--shutdown-timeout",
+        "5",
+    )
+    servers.append(server.start())
+    status, body = server.get()
+    assert status == 200
+    assert "not connected" in body
+    server.wait_for("is unreachable")
+    started = time.monotonic()
+    server.signal(signal.SIGTERM)
+    assert server.wait() in CLEAN_EXIT
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    "args, option",
+    [
+        (["--session-timeout", "-5"], "--session-timeout"),
+        (["--redis", "mysql://x"], "--redis"),
+        (["--app", "nowhere.at.all"], "--app"),
+    ],
+)
+def test_usage_errors_are_clear(workdir: Path, args: list[str], option: str) -> None:
+    """
+    A bad option stops twistd with an error naming the option and no traceback.
+    """
+    result = run_twistd(workdir, *args)
+    assert result.returncode != 0
+    assert option in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_busy_port_is_a_clear_error(workdir: Path) -> None:
+    """
+    A port that cannot be had stops the server with a message naming --port, no traceback,
+    and no embedded Redis started.
+    """
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_twistd(
+            workdir, "--port", f"tcp:{port}:interface=127.0.0.1", "--data-dir", "data"
+        )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "cannot listen on --port" in output
+    assert "Traceback" not in output
+    assert live_processes_mentioning(str(workdir / "data")) == []

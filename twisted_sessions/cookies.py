@@ -1,0 +1,119 @@
+"""
+The two cookies of a tracked Site: the web session cookie and the long-lived visitor cookie.
+
+Both are HttpOnly and SameSite=Lax, and Secure when the request came over TLS. A value is only
+looked at when it has exactly the shape the server issues, so an empty, oversized, malformed or
+forged cookie costs nothing and simply gets a fresh id.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+import attrs
+
+if TYPE_CHECKING:
+    from twisted.web.server import Request
+
+#: Twisted's Site issues 32 random bytes, hex encoded.
+_SESSION_ID = re.compile(rb"[0-9a-f]{64}")
+#: Visitor ids are 16 random bytes, hex encoded.
+_VISITOR_ID = re.compile(rb"[0-9a-f]{32}")
+_COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}")
+
+#: Two years, the usual lifetime of an analytics visitor cookie.
+DEFAULT_VISITOR_MAX_AGE = 2 * 365 * 24 * 3600
+
+
+def _check_cookie_name(option: str, name: str) -> bytes:
+    if not _COOKIE_NAME.fullmatch(name):
+        raise ValueError(
+            f"{option} must be a cookie name made of letters, digits and !#$%&'*+-.^_`|~ "
+            f"(at most 128), not {name!r}"
+        )
+    return name.encode("ascii")
+
+
+@attrs.frozen
+class CookiePolicy:
+    """
+    How a tracked Site names and sets its cookies.
+
+    :ivar session_cookie: name of the web session cookie.
+    :ivar visitor_cookie: name of the persistent visitor cookie, or ``None`` to turn it off
+        (then the web session itself is the user).
+    :ivar visitor_max_age: lifetime of the visitor cookie in seconds.
+    """
+
+    session_cookie: str = "TWISTED_SESSION"
+    visitor_cookie: str | None = "TWISTED_VISITOR"
+    visitor_max_age: int = DEFAULT_VISITOR_MAX_AGE
+    _session_name: bytes = attrs.field(init=False)
+    _visitor_name: bytes | None = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        session_name = _check_cookie_name("session_cookie", self.session_cookie)
+        visitor_name = (
+            None
+            if self.visitor_cookie is None
+            else _check_cookie_name("visitor_cookie", self.visitor_cookie)
+        )
+        if visitor_name == session_name:
+            raise ValueError(
+                f"visitor_cookie and session_cookie must differ, both are {self.session_cookie!r}"
+            )
+        if self.visitor_max_age <= 0:
+            raise ValueError(f"visitor_max_age must be positive, not {self.visitor_max_age!r}")
+        object.__setattr__(self, "_session_name", session_name)
+        object.__setattr__(self, "_visitor_name", visitor_name)
+
+    @property
+    def tracks_visitors(self) -> bool:
+        """
+        Whether the visitor cookie is on.
+        """
+        return self._visitor_name is not None
+
+    def read_session_id(self, request: Request) -> bytes | None:
+        """
+        The session id the client sent, if it has the shape of one the server issues.
+        """
+        value: bytes | None = request.getCookie(self._session_name)
+        if value is None or not _SESSION_ID.fullmatch(value):
+            return None
+        return value
+
+    def read_visitor_id(self, request: Request) -> str | None:
+        """
+        The visitor id the client sent, if it has the shape of one the server issues.
+        """
+        if self._visitor_name is None:
+            return None
+        value: bytes | None = request.getCookie(self._visitor_name)
+        if value is None or not _VISITOR_ID.fullmatch(value):
+            return None
+        return value.decode("ascii")
+
+    def set_session_cookie(self, request: Request, uid: bytes, secure: bool) -> None:
+        """
+        Hand the session id to the client: a browser-session cookie for the whole site.
+        """
+        request.addCookie(
+            self._session_name, uid, path=b"/", secure=secure, httpOnly=True, sameSite="lax"
+        )
+
+    def set_visitor_cookie(self, request: Request, visitor_id: str, secure: bool) -> None:
+        """
+        Hand a new visitor id to the client, for ``visitor_max_age`` seconds.
+        """
+        assert self._visitor_name is not None, "the visitor cookie is off"
+        request.addCookie(
+            self._visitor_name,
+            visitor_id.encode("ascii"),
+            path=b"/",
+            max_age=str(self.visitor_max_age).encode("ascii"),
+            secure=secure,
+            httpOnly=True,
+            sameSite="lax",
+        )

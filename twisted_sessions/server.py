@@ -1,0 +1,161 @@
+"""
+The running server as one Twisted service: the order things start and stop in.
+
+Start: listen (synchronously, so a busy port is a clear error before anything else starts),
+start the embedded Redis if there is one, connect to Redis lazily.
+Stop (SIGTERM), within ``shutdown_timeout``: stop listening, expire every live session through
+the normal path (hooks run, observers hear of it), flush everything flushable, close the Redis
+connection, stop the embedded Redis.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from .events import EndReason
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
+
+    from .embedded_redis import EmbeddedRedis
+    from .interfaces import IFlushable
+    from .redis_link import RedisLink
+    from .site import Site
+
+
+class StartupError(SystemExit):
+    """
+    The server cannot start; the message says why, with no traceback.
+    """
+
+
+class SessionServer(Service):
+    """
+    A tracked Site listening on an endpoint, with its Redis.
+
+    :param reactor: the reactor (``IReactorTime``).
+    :param site: the tracked Site.
+    :param endpoint: where to listen.
+    :param redis: the connection to Redis.
+    :param embedded: the embedded Redis to run, or ``None`` for an external one.
+    :param shutdown_timeout: seconds the whole stop sequence may take.
+    """
+
+    _log = Logger()
+    name = "twisted-sessions"
+
+    def __init__(
+        self,
+        reactor: Any,
+        site: Site,
+        endpoint: IStreamServerEndpoint,
+        redis: RedisLink,
+        embedded: EmbeddedRedis | None = None,
+        shutdown_timeout: float = 10.0,
+    ) -> None:
+        self._reactor = reactor
+        self.site = site
+        self._endpoint = endpoint
+        self.redis = redis
+        self.embedded = embedded
+        self.shutdown_timeout = shutdown_timeout
+        self.flushables: list[IFlushable] = []
+        self.port: IListeningPort | None = None
+
+    def add_flushable(self, flushable: IFlushable) -> None:
+        """
+        Flush ``flushable`` during shutdown, after the sessions expired.
+        """
+        self.flushables.append(flushable)
+
+    def privilegedStartService(self) -> None:
+        """
+        Listen now, so that a port that cannot be had stops the start with a clear message.
+        """
+        super().privilegedStartService()
+        outcome: list[Any] = []
+        self._endpoint.listen(self.site).addBoth(outcome.append)
+        if not outcome:
+            raise StartupError("twistd sessions: the --port endpoint did not listen at once")
+        if not hasattr(outcome[0], "getHost"):
+            raise StartupError(
+                f"twistd sessions: cannot listen on --port: {outcome[0].getErrorMessage()}"
+            )
+        self.port = outcome[0]
+        self._log.info("twisted-sessions listening on {address}", address=_describe(self.port))
+
+    def startService(self) -> None:
+        """
+        Start the embedded Redis (if any), then connect to Redis in the background.
+        """
+        if self.port is None:
+            self.privilegedStartService()
+        super().startService()
+        embedded = self.embedded
+        if embedded is None:
+            self.redis.connect()
+            return
+        try:
+            embedded.startService()
+        except RuntimeError as error:
+            raise StartupError(f"twistd sessions: {error}") from None
+        embedded.ready.addCallback(lambda _: self.redis.connect())
+        embedded.ready.addErrback(
+            lambda failure: self._log.failure("embedded Redis did not start", failure)
+        )
+
+    def stopService(self) -> Deferred[None]:
+        """
+        The ordered, bounded stop sequence.
+        """
+        super().stopService()
+        return Deferred.fromCoroutine(self._stop())
+
+    async def _stop(self) -> None:
+        clock: IReactorTime = self._reactor
+        deadline = clock.seconds() + self.shutdown_timeout
+
+        def remaining(reserve: float = 0.0) -> float:
+            return max(deadline - clock.seconds() - reserve, 0.1)
+
+        # Keep time for the embedded Redis to write its data whatever happens before.
+        reserve = self.embedded.stop_timeout if self.embedded is not None else 0.0
+        if self.port is not None:
+            await self._bounded(self.port.stopListening(), remaining(reserve), "stop listening")
+            self.port = None
+        expired = self.site.expire_all(EndReason.SHUTDOWN)
+        self._log.info("shutdown: expired {count} live session(s)", count=expired)
+        for flushable in self.flushables:
+            await self._bounded(flushable.flush(), remaining(reserve), f"flush {flushable!r}")
+        await self._bounded(
+            Deferred.fromCoroutine(self.redis.disconnect()), remaining(reserve), "close Redis"
+        )
+        if self.embedded is not None and self.embedded.running:
+            await self._bounded(self.embedded.stopService(), remaining(), "stop embedded Redis")
+        self._log.info("shutdown complete")
+
+    async def _bounded(self, step: Deferred[Any] | None, seconds: float, what: str) -> None:
+        if step is None:
+            return
+        step.addTimeout(seconds, self._reactor)
+        try:
+            await step
+        except Exception as error:
+            self._log.error(
+                "shutdown step {what!r} did not complete: {error}", what=what, error=repr(error)
+            )
+
+
+def _describe(port: IListeningPort) -> str:
+    host = port.getHost()
+    if hasattr(host, "port"):
+        name = getattr(host, "host", "")
+        shown = "127.0.0.1" if name in ("0.0.0.0", "") else name
+        if ":" in shown:
+            shown = f"[{shown}]"
+        return f"http://{shown}:{host.port}/"
+    return str(host)

@@ -1,0 +1,231 @@
+"""
+Our ``Site`` and ``Request``: Twisted's, with every request tracked to a web session and a user.
+
+Use it exactly as Twisted's (``site.sessionFactory = ShortSession``), plus the settings below.
+"""
+
+from __future__ import annotations
+
+import os
+from binascii import hexlify
+from collections import OrderedDict
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Any
+
+from twisted.web import server
+
+from .cookies import CookiePolicy
+from .events import EndReason, SessionSummary
+from .observers import TrafficObservers
+from .session import Session
+from .tracking import RequestTracker, UserIdentifier
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTime
+    from twisted.python.failure import Failure
+    from twisted.web.resource import IResource
+
+#: Default cap on live web sessions (about 1 KiB each: see docs/benchmarks.md).
+DEFAULT_MAX_SESSIONS = 100_000
+
+
+class Request(server.Request):
+    """
+    A request of a tracked :class:`Site`.
+
+    :ivar app_user: the application's own identity for the user, if it sets one (see
+        :meth:`set_user`); ``None`` lets the Site fall back to the visitor cookie.  (Not
+        ``user``: Twisted's Request already uses that name for HTTP basic auth.)
+    :ivar visitor_id: the visitor cookie's id, when the visitor cookie is on.
+    :ivar arrived: when the request arrived (reactor clock).
+    """
+
+    site: Site
+    app_user: Hashable = None
+    visitor_id: str | None = None
+    arrived: float | None = None
+    reported = False
+    tracked_session: Session | None = None
+
+    def set_user(self, user: Hashable) -> None:
+        """
+        Attribute this request (and its web session) to the application's own user identity,
+        for example the logged-in account.
+        """
+        self.app_user = user
+
+    def process(self) -> None:
+        """
+        Track the request, then let Twisted find and render the resource.
+        """
+        self.site = self.channel.site  # type: ignore[attr-defined]
+        self.site.tracker.request_started(self)
+        super().process()
+
+    def getSession(self, sessionInterface: Any = None, forceNotSecure: bool = False) -> Any:
+        """
+        This request's web session: the one its cookie names if the server issued it and it is
+        alive (touched now), else a new one with a fresh cookie.
+
+        The cookie is Secure when the request came over TLS, unless ``forceNotSecure``.
+        """
+        session = self.tracked_session
+        if session is None or session.ended:
+            site = self.site
+            cookies = site.tracker.cookies
+            uid = cookies.read_session_id(self)
+            session = site.sessions.get(uid) if uid is not None else None
+            if session is None:
+                session = site.makeSession()
+                secure = self.isSecure() and not forceNotSecure
+                cookies.set_session_cookie(self, session.uid, secure)
+            else:
+                session.touch()
+            self.tracked_session = session
+        if sessionInterface is not None:
+            return session.getComponent(sessionInterface)
+        return session
+
+    def finish(self) -> None:
+        """
+        Finish the response, then report the request.
+        """
+        super().finish()
+        self.site.tracker.request_ended(self, aborted=False)
+
+    def connectionLost(self, reason: Failure) -> None:
+        """
+        The client went away: report the request as aborted if it had not finished.
+        """
+        super().connectionLost(reason)
+        if not self.finished and self.arrived is not None:
+            self.site.tracker.request_ended(self, aborted=True)
+
+
+class Site(server.Site):
+    """
+    A Twisted ``Site`` that tracks every request to a web session and a user.
+
+    :param resource: the root resource.
+    :param reactor: the reactor (clock) sessions and timestamps use; tests pass a ``Clock``.
+    :param session_timeout: if given, the inactivity timeout of every session of this Site,
+        overriding the session class's ``sessionTimeout``.
+    :param max_session_age: if given, an absolute lifetime for every session of this Site,
+        overriding the session class's ``max_session_age``.
+    :param max_sessions: the most live sessions; at the cap, the least recently active one is
+        expired (its hooks run) to make room.
+    :param cookies: cookie names and the visitor cookie setting.
+    :param identify_user: computes the application's own user identity for a request.
+    :param access_log: write Twisted's per-request access log line; off by default because it
+        costs about 40% of the throughput (see DESIGN.md).
+    """
+
+    sessionFactory: type[Session] = Session
+    requestFactory = Request
+
+    def __init__(
+        self,
+        resource: IResource,
+        *,
+        reactor: IReactorTime | None = None,
+        session_timeout: float | None = None,
+        max_session_age: float | None = None,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+        cookies: CookiePolicy | None = None,
+        identify_user: UserIdentifier | None = None,
+        access_log: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        for name, value in (
+            ("session_timeout", session_timeout),
+            ("max_session_age", max_session_age),
+        ):
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+        if isinstance(max_sessions, bool) or not isinstance(max_sessions, int) or max_sessions < 1:
+            raise ValueError(f"max_sessions must be a positive integer, not {max_sessions!r}")
+        super().__init__(resource, reactor=reactor, **kwargs)
+        # Least recently active first: touch() moves a session to the end.
+        self.sessions: OrderedDict[bytes, Session] = OrderedDict()
+        self.session_timeout = session_timeout
+        self.max_session_age = max_session_age
+        self.max_sessions = max_sessions
+        self.observers = TrafficObservers()
+        self.tracker = RequestTracker(cookies or CookiePolicy(), self.observers, identify_user)
+        self.sessions_evicted = 0
+        self.access_log = access_log
+
+    def log(self, request: Any) -> None:
+        """
+        Write the access log line, only if ``access_log`` is on.
+        """
+        if self.access_log:
+            super().log(request)
+
+    def add_observer(self, observer: object) -> None:
+        """
+        Attach an :class:`IRequestObserver` and/or :class:`ISessionObserver`.
+        """
+        self.observers.add(observer)
+
+    def remove_observer(self, observer: object) -> None:
+        """
+        Detach an observer.
+        """
+        self.observers.remove(observer)
+
+    def _mkuid(self) -> bytes:
+        self.counter += 1
+        return hexlify(os.urandom(32))
+
+    def makeSession(self) -> Session:
+        """
+        Create, register and start a new session, first evicting the least recently active
+        one(s) if the Site is at ``max_sessions``.
+        """
+        sessions = self.sessions
+        while len(sessions) >= self.max_sessions:
+            oldest = next(iter(sessions.values()))
+            self.sessions_evicted += 1
+            oldest.end(EndReason.EVICTED)
+            # A subclass whose expire() does not unregister must not make this loop forever.
+            sessions.pop(oldest.uid, None)
+        uid = self._mkuid()
+        session = self.sessionFactory(self, uid)
+        if self.session_timeout is not None:
+            session.sessionTimeout = self.session_timeout
+        if self.max_session_age is not None:
+            session.max_session_age = self.max_session_age
+        sessions[uid] = session
+        session.startCheckingExpiration()
+        return session
+
+    def session_touched(self, session: Session) -> None:
+        """
+        Called by a session on every touch: keeps ``sessions`` ordered by last activity.
+        """
+        # try/except rather than contextlib.suppress: this runs on every request.
+        try:  # noqa: SIM105
+            self.sessions.move_to_end(session.uid)
+        except KeyError:
+            pass  # Not registered (yet): nothing to reorder.
+
+    def session_ended(self, summary: SessionSummary) -> None:
+        """
+        Called by a session once it expired and its hooks ran.
+        """
+        self.observers.session_ended(summary)
+
+    def expire_all(self, reason: EndReason = EndReason.SHUTDOWN) -> int:
+        """
+        Expire every live session, least recently active first, through the normal path.
+
+        :return: how many sessions were expired.
+        """
+        count = 0
+        while self.sessions:
+            session = next(iter(self.sessions.values()))
+            session.end(reason)
+            self.sessions.pop(session.uid, None)
+            count += 1
+        return count

@@ -1,0 +1,187 @@
+"""
+``twistd sessions``: command-line options and the service tree (the composition root).
+
+This is the only module that touches the global reactor, and it does so inside
+:func:`makeService`, after twistd has installed the reactor the user chose.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, cast
+
+from twisted.application.service import IService
+from twisted.internet.endpoints import serverFromString
+from twisted.python import reflect, usage
+from twisted.web.resource import IResource
+
+from .cookies import CookiePolicy
+from .embedded_redis import EmbeddedRedis, RedisServerNotFound, find_redis_server
+from .landing import LandingPage
+from .redis_address import RedisAddress, parse_redis_url
+from .redis_link import RedisLink
+from .server import SessionServer
+from .site import DEFAULT_MAX_SESSIONS, Site
+
+
+def _positive_seconds(option: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise usage.UsageError(f"--{option} must be a positive number of seconds, not {text!r}")
+    return value
+
+
+def _positive_int(option: str, text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise usage.UsageError(f"--{option} must be a positive whole number, not {text!r}")
+    return int(text)
+
+
+class Options(usage.Options):
+    """
+    Options of ``twistd sessions``.
+    """
+
+    synopsis = "[options]"
+    longdesc = (
+        "Run a session-tracking web server. With no --redis it starts its own redis-server "
+        "(embedded, data in --data-dir). With --app it serves your resource tree with tracking."
+    )
+
+    optParameters = [
+        ["port", "p", "tcp:8080", "Endpoint to listen on (e.g. tcp:8080, tcp:8080:interface=::)."],
+        [
+            "redis",
+            None,
+            None,
+            "External Redis URL (redis://host:port/db or unix:///path.sock?db=N); "
+            "without it an embedded redis-server runs.",
+        ],
+        ["redis-server", None, None, "redis-server binary for the embedded Redis."],
+        ["data-dir", "d", "sessions-data", "Directory of the embedded Redis's data."],
+        ["session-timeout", None, "900", "Seconds without a request before a session expires."],
+        ["max-session-age", None, None, "Seconds after which any session expires (none)."],
+        ["max-sessions", None, str(DEFAULT_MAX_SESSIONS), "Most live sessions kept in memory."],
+        ["session-cookie", None, "TWISTED_SESSION", "Name of the session cookie."],
+        ["visitor-cookie", None, "TWISTED_VISITOR", "Name of the persistent visitor cookie."],
+        [
+            "app",
+            None,
+            None,
+            "Your root resource as package.module.attribute (a resource or a callable making one).",
+        ],
+        ["shutdown-timeout", None, "10", "Seconds the shutdown (expire, flush, stop) may take."],
+        ["redis-deadline", None, "2", "Seconds any Redis command may take."],
+    ]
+    optFlags = [
+        ["no-visitor-cookie", None, "Do not set a visitor cookie: each web session is a user."],
+        ["access-log", None, "Log every request (costs throughput)."],
+    ]
+
+    def postOptions(self) -> None:
+        """
+        Check every option and convert it, naming the option in any error.
+        """
+        # Parsing only: nothing listens until makeService, on the real reactor.
+        try:
+            serverFromString(cast(Any, None), self["port"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise usage.UsageError(f"--port {self['port']!r} is not an endpoint: {error}") from None
+        for option in ("session-timeout", "shutdown-timeout", "redis-deadline"):
+            self[option] = _positive_seconds(option, self[option])
+        if self["max-session-age"] is not None:
+            self["max-session-age"] = _positive_seconds("max-session-age", self["max-session-age"])
+        self["max-sessions"] = _positive_int("max-sessions", self["max-sessions"])
+        try:
+            self["cookies"] = CookiePolicy(
+                session_cookie=self["session-cookie"],
+                visitor_cookie=None if self["no-visitor-cookie"] else self["visitor-cookie"],
+            )
+        except ValueError as error:
+            message = str(error)
+            for name in ("session_cookie", "visitor_cookie"):
+                message = message.replace(name, "--" + name.replace("_", "-"))
+            raise usage.UsageError(message) from None
+        self["data-dir"] = Path(self["data-dir"])
+        if self["redis"] is not None:
+            try:
+                self["redis-address"] = parse_redis_url(self["redis"])
+            except ValueError as error:
+                raise usage.UsageError(f"--redis: {error}") from None
+        else:
+            try:
+                self["redis-server"] = find_redis_server(self["redis-server"])
+            except RedisServerNotFound as error:
+                raise usage.UsageError(str(error)) from None
+        if self["app"] is not None:
+            self["resource"] = load_app(self["app"])
+
+
+def load_app(name: str) -> IResource:
+    """
+    Load the user's root resource from ``package.module.attribute``.
+
+    :raises usage.UsageError: naming ``--app`` and what went wrong.
+    """
+    try:
+        found = reflect.namedAny(name)
+    except (reflect.ModuleNotFound, reflect.ObjectNotFound, reflect.InvalidName, ValueError) as e:
+        raise usage.UsageError(f"--app {name!r} cannot be loaded: {e}") from None
+    is_resource_class = isinstance(found, type) and IResource.implementedBy(found)
+    is_factory = callable(found) and not isinstance(found, type)
+    if not IResource.providedBy(found) and (is_resource_class or is_factory):
+        try:
+            found = found()
+        except Exception as error:
+            raise usage.UsageError(f"--app {name!r} raised {error!r} when called") from None
+    if not IResource.providedBy(found):
+        raise usage.UsageError(
+            f"--app {name!r} is {found!r}, which is not a twisted.web resource "
+            "(nor a callable returning one)"
+        )
+    resource: IResource = found
+    return resource
+
+
+def build_server(reactor: Any, options: Options) -> SessionServer:
+    """
+    Wire the server from checked options, on the given reactor.
+    """
+    embedded = None
+    address: RedisAddress
+    if options["redis"] is None:
+        embedded = EmbeddedRedis(reactor, options["redis-server"], options["data-dir"])
+        address = embedded.address
+    else:
+        address = options["redis-address"]
+    redis = RedisLink(reactor, address, deadline=options["redis-deadline"])
+    resource = options.get("resource") or LandingPage(redis)
+    site = Site(
+        resource,
+        reactor=reactor,
+        session_timeout=options["session-timeout"],
+        max_session_age=options["max-session-age"],
+        max_sessions=options["max-sessions"],
+        cookies=options["cookies"],
+        access_log=bool(options["access-log"]),
+    )
+    return SessionServer(
+        reactor,
+        site,
+        serverFromString(reactor, options["port"]),
+        redis,
+        embedded=embedded,
+        shutdown_timeout=options["shutdown-timeout"],
+    )
+
+
+def makeService(options: Options) -> IService:
+    """
+    twistd's entry point: the server on the global reactor.
+    """
+    from twisted.internet import reactor
+
+    return build_server(reactor, options)
