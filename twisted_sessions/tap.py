@@ -7,6 +7,7 @@ This is the only module that touches the global reactor, and it does so inside
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Any, cast
 
@@ -184,4 +185,21 @@ def makeService(options: Options) -> IService:
     """
     from twisted.internet import reactor
 
-    return build_server(reactor, options)
+    server = build_server(reactor, options)
+    tune_garbage_collector()
+    return server
+
+
+def tune_garbage_collector() -> None:
+    """
+    Keep the cyclic garbage collector's pauses short with many live sessions.
+
+    Every live session is a handful of objects the collector scans in each full collection:
+    with tens of thousands of them, CPython's default thresholds pause the server for around
+    100 ms every few seconds under load (docs/benchmarks.md). What exists at start-up (modules,
+    classes, the resource tree) is frozen out of collection for good, and young collections run
+    less often; request garbage, which dies young, is still collected by them.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
