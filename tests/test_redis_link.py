@@ -91,6 +91,25 @@ class RedisLinkTests(TestCase):
         """
         return Deferred.fromCoroutine(self._slow_reply_hits_deadline())
 
+    async def _recovers_when_connection_setup_fails(self) -> None:
+        pauser = self.link(self.redis_process.address, deadline=5)
+        await wait_until(lambda: pauser.connected)
+        await pauser.execute("CLIENT", "PAUSE", "1000")
+        # SELECT (database 3) times out while connecting: txredisapi itself gives up for good.
+        link = self.link(RedisAddress(path=self.redis_process.address.path, db=3), deadline=0.3)
+        await wait_until(lambda: link.reachable is False)
+        await wait_until(lambda: link.reachable is True, timeout=15)
+        await link.execute("SET", "ts:test:db3", "here")
+        self.assertEqual(await link.execute("GET", "ts:test:db3"), "here")
+        self.assertIsNone(await pauser.execute("GET", "ts:test:db3"), "db 3, not db 0")
+
+    def test_recovers_when_connection_setup_fails(self) -> Deferred[None]:
+        """
+        A Redis that is paused (or loading its data) while the link connects makes the client
+        library give up reconnecting for good; the link starts it again and recovers.
+        """
+        return Deferred.fromCoroutine(self._recovers_when_connection_setup_fails())
+
     async def _reconnects_after_restart(self) -> None:
         own = RedisProcess().start()
         self.addCleanup(own.stop)

@@ -76,6 +76,9 @@ def test_all_options_convert() -> None:
         (["--session-timeout", "soon"], "--session-timeout"),
         (["--session-timeout", "inf"], "--session-timeout"),
         (["--max-session-age", "0"], "--max-session-age"),
+        (["--cutoff", "0"], "--cutoff"),
+        (["--session-hook", "examples.nothing.here"], "--session-hook"),
+        (["--session-hook", "examples.counter.resource"], "--session-hook"),
         (["--max-sessions", "0"], "--max-sessions"),
         (["--max-sessions", "1e3"], "--max-sessions"),
         (["--shutdown-timeout", "nan"], "--shutdown-timeout"),
@@ -93,6 +96,20 @@ def test_bad_values_name_the_option(argv: list[str], option: str) -> None:
     with pytest.raises(usage.UsageError) as caught:
         parse(*argv)
     assert option in str(caught.value)
+
+
+def test_cutoff_and_hook_reach_the_clusterer() -> None:
+    """
+    ``--cutoff`` sets the clusterer's cutoff (default an hour) and ``--session-hook`` is
+    attached as a sink; the clusterer is flushed first at shutdown.
+    """
+    assert build_server(Clock(), parse()).clusterer.cutoff == 3600.0  # type: ignore[union-attr]
+    options = parse("--cutoff", "1800", "--session-hook", "examples.session_hook.print_visit")
+    server = build_server(Clock(), options)
+    assert server.clusterer is not None
+    assert server.clusterer.cutoff == 1800.0
+    assert server.flushables == [server.clusterer]
+    assert options["hook"].__name__ == "print_visit"
 
 
 def test_build_server_wires_the_options() -> None:

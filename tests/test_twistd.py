@@ -116,6 +116,33 @@ def test_shutdown_runs_application_hooks(workdir: Path, servers: list[Twistd]) -
     assert "has expired." in server.output
 
 
+def test_clustered_sessions_delivered_at_shutdown(workdir: Path, servers: list[Twistd]) -> None:
+    """
+    Requests are clustered into visits; at SIGTERM every open visit is finished and handed to
+    the ``--session-hook`` before the process exits.
+    """
+    server = Twistd(
+        workdir,
+        "--port",
+        "tcp:0:interface=127.0.0.1",
+        "--data-dir",
+        "data",
+        "--app",
+        "examples.counter.resource",
+        "--session-hook",
+        "examples.session_hook.print_visit",
+    )
+    servers.append(server.start())
+    for _ in range(3):
+        server.get("visit")
+    server.signal(signal.SIGTERM)
+    assert server.wait() in CLEAN_EXIT
+    output = server.output
+    assert "finishing 1 open clustered session(s)" in output
+    assert "visit #0 of " in output
+    assert "3 request(s) over 0 s, entering at /visit" in output
+
+
 def test_external_redis_down_still_serves(workdir: Path, servers: list[Twistd]) -> None:
     """
     With ``--redis`` pointing at a Redis that is down, the server starts, serves pages, says

@@ -15,6 +15,7 @@ from zope.interface import Interface
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
 
+    from .clusterer import Session
     from .events import RequestEvent, SessionSummary
 
 
@@ -49,4 +50,15 @@ class IFlushable(Interface):
     def flush() -> Deferred[None]:
         """
         Write out everything pending.  The caller bounds how long it waits.
+        """
+
+
+class IClusteredSessionSink(Interface):
+    """
+    Receives every clustered session (a user's requests less than ``cutoff`` apart) that ends.
+    """
+
+    def session_finished(session: Session) -> None:
+        """
+        Called in the reactor thread; ``session.events`` are the session's RequestEvents.
         """

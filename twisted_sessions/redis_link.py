@@ -88,22 +88,10 @@ class RedisLink:
         """
         if self._factory is not None:
             return
-        address = self.address
-        factory = txredisapi.RedisFactory(
-            address.describe(),
-            address.db,
-            1,
-            isLazy=True,
-            password=address.password,
-            replyTimeout=self.deadline,
-            convertNumbers=True,
-        )
-        factory.maxDelay = 5
-        factory.startConnecting(self._endpoint())
-        self._factory = factory
+        self._factory = self._start_factory()
         self._log.info(
             "Redis at {where}: connecting in the background; pages are served meanwhile",
-            where=address.describe(),
+            where=self.address.describe(),
         )
         health = LoopingCall(self._check_health)
         health.clock = self._clock
@@ -111,6 +99,39 @@ class RedisLink:
         health.start(self._health_interval, now=False).addErrback(
             lambda failure: self._log.failure("Redis health check stopped", failure)
         )
+
+    def _start_factory(self) -> Any:
+        address = self.address
+        factory = txredisapi.RedisFactory(
+            address.describe(),
+            # Database 0 is where a connection starts: no SELECT, one fewer way to fail.
+            address.db or None,
+            1,
+            isLazy=True,
+            password=address.password,
+            replyTimeout=self.deadline,
+            convertNumbers=True,
+        )
+        factory.maxDelay = 5
+        # Lazy: nobody waits for this; failures are noticed and logged by the health checks.
+        factory.deferred.addErrback(lambda _: None)
+        factory.startConnecting(self._endpoint())
+        return factory
+
+    def _revive(self) -> None:
+        """
+        txredisapi stops reconnecting for good when AUTH or SELECT fails while connecting,
+        which a Redis that is loading its data or paused makes them do: start afresh.
+        """
+        factory = self._factory
+        if factory is None or not factory.stopped or factory.size:
+            return
+        self._log.warn(
+            "Redis at {where}: the client gave up reconnecting; starting it again",
+            where=self.address.describe(),
+        )
+        factory.disconnect().addErrback(lambda _: None)
+        self._factory = self._start_factory()
 
     @property
     def connected(self) -> bool:
@@ -165,6 +186,7 @@ class RedisLink:
                     error=str(error) or type(error).__name__,
                 )
             self.reachable = False
+            self._revive()
         else:
             if self.reachable is not True:
                 self._log.info("Redis at {where} is reachable", where=self.address.describe())

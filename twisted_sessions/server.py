@@ -21,6 +21,7 @@ from .events import EndReason
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
 
+    from .clustering import SessionClusterer
     from .embedded_redis import EmbeddedRedis
     from .interfaces import IFlushable
     from .redis_link import RedisLink
@@ -65,6 +66,8 @@ class SessionServer(Service):
         self.shutdown_timeout = shutdown_timeout
         self.flushables: list[IFlushable] = []
         self.port: IListeningPort | None = None
+        #: The session clusterer, when the server has one (``twistd sessions`` always does).
+        self.clusterer: SessionClusterer | None = None
 
     def add_flushable(self, flushable: IFlushable) -> None:
         """
@@ -129,6 +132,11 @@ class SessionServer(Service):
             self.port = None
         expired = self.site.expire_all(EndReason.SHUTDOWN)
         self._log.info("shutdown: expired {count} live session(s)", count=expired)
+        if self.clusterer is not None:
+            self._log.info(
+                "shutdown: finishing {count} open clustered session(s)",
+                count=self.clusterer.active_count,
+            )
         for flushable in self.flushables:
             await self._bounded(flushable.flush(), remaining(reserve), f"flush {flushable!r}")
         await self._bounded(

@@ -8,6 +8,7 @@ This is the only module that touches the global reactor, and it does so inside
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -16,6 +17,8 @@ from twisted.internet.endpoints import serverFromString
 from twisted.python import reflect, usage
 from twisted.web.resource import IResource
 
+from .clusterer import Session
+from .clustering import SessionClusterer
 from .cookies import CookiePolicy
 from .embedded_redis import EmbeddedRedis, RedisServerNotFound, find_redis_server
 from .landing import LandingPage
@@ -65,6 +68,18 @@ class Options(usage.Options):
         ["data-dir", "d", "sessions-data", "Directory of the embedded Redis's data."],
         ["session-timeout", None, "900", "Seconds without a request before a session expires."],
         ["max-session-age", None, None, "Seconds after which any session expires (none)."],
+        [
+            "cutoff",
+            None,
+            "3600",
+            "Seconds without a request after which a user's clustered session ends.",
+        ],
+        [
+            "session-hook",
+            None,
+            None,
+            "A callable (package.module.attribute) called with every finished clustered session.",
+        ],
         ["max-sessions", None, str(DEFAULT_MAX_SESSIONS), "Most live sessions kept in memory."],
         ["session-cookie", None, "TWISTED_SESSION", "Name of the session cookie."],
         ["visitor-cookie", None, "TWISTED_VISITOR", "Name of the persistent visitor cookie."],
@@ -91,7 +106,7 @@ class Options(usage.Options):
             serverFromString(cast(Any, None), self["port"])
         except (ValueError, KeyError, TypeError) as error:
             raise usage.UsageError(f"--port {self['port']!r} is not an endpoint: {error}") from None
-        for option in ("session-timeout", "shutdown-timeout", "redis-deadline"):
+        for option in ("session-timeout", "cutoff", "shutdown-timeout", "redis-deadline"):
             self[option] = _positive_seconds(option, self[option])
         if self["max-session-age"] is not None:
             self["max-session-age"] = _positive_seconds("max-session-age", self["max-session-age"])
@@ -119,6 +134,27 @@ class Options(usage.Options):
                 raise usage.UsageError(str(error)) from None
         if self["app"] is not None:
             self["resource"] = load_app(self["app"])
+        if self["session-hook"] is not None:
+            self["hook"] = load_hook(self["session-hook"])
+
+
+def _load_named(option: str, name: str) -> Any:
+    """
+    The object named ``package.module.attribute``.
+
+    :raises usage.UsageError: naming ``option`` and why it cannot be loaded.
+    """
+    try:
+        return reflect.namedAny(name)
+    except (
+        reflect.ModuleNotFound,
+        reflect.ObjectNotFound,
+        reflect.InvalidName,
+        AttributeError,
+        ImportError,
+        ValueError,
+    ) as error:
+        raise usage.UsageError(f"{option} {name!r} cannot be loaded: {error}") from None
 
 
 def load_app(name: str) -> IResource:
@@ -127,10 +163,7 @@ def load_app(name: str) -> IResource:
 
     :raises usage.UsageError: naming ``--app`` and what went wrong.
     """
-    try:
-        found = reflect.namedAny(name)
-    except (reflect.ModuleNotFound, reflect.ObjectNotFound, reflect.InvalidName, ValueError) as e:
-        raise usage.UsageError(f"--app {name!r} cannot be loaded: {e}") from None
+    found = _load_named("--app", name)
     is_resource_class = isinstance(found, type) and IResource.implementedBy(found)
     is_factory = callable(found) and not isinstance(found, type)
     if not IResource.providedBy(found) and (is_resource_class or is_factory):
@@ -145,6 +178,19 @@ def load_app(name: str) -> IResource:
         )
     resource: IResource = found
     return resource
+
+
+def load_hook(name: str) -> Callable[[Session], object]:
+    """
+    Load the ``--session-hook`` callable.
+
+    :raises usage.UsageError: naming ``--session-hook`` and what went wrong.
+    """
+    found = _load_named("--session-hook", name)
+    if not callable(found):
+        raise usage.UsageError(f"--session-hook {name!r} is {found!r}, which is not callable")
+    hook: Callable[[Session], object] = found
+    return hook
 
 
 def build_server(reactor: Any, options: Options) -> SessionServer:
@@ -169,7 +215,11 @@ def build_server(reactor: Any, options: Options) -> SessionServer:
         cookies=options["cookies"],
         access_log=bool(options["access-log"]),
     )
-    return SessionServer(
+    clusterer = SessionClusterer(reactor, cutoff=options["cutoff"])
+    if options.get("hook") is not None:
+        clusterer.add_sink(options["hook"])
+    site.add_observer(clusterer)
+    server = SessionServer(
         reactor,
         site,
         serverFromString(reactor, options["port"]),
@@ -177,6 +227,11 @@ def build_server(reactor: Any, options: Options) -> SessionServer:
         embedded=embedded,
         shutdown_timeout=options["shutdown-timeout"],
     )
+    # Flushed first at shutdown: every open clustered session is delivered before anything
+    # that its sinks write to is flushed.
+    server.add_flushable(clusterer)
+    server.clusterer = clusterer
+    return server
 
 
 def makeService(options: Options) -> IService:
