@@ -384,3 +384,12 @@ def test_streaming_loop_equals_process(stream: list[tuple[Any, float, int]]) -> 
         assert [(s.user, s.events, s.user_index, s.start, s.end) for s in streamed] == [
             (s.user, s.events, s.user_index, s.start, s.end) for s in one_by_one
         ]
+
+
+@pytest.mark.parametrize("timestamp", [float("inf"), float("-inf"), float("nan"), "soon", None])
+def test_streaming_loop_names_bad_timestamps(timestamp: Any) -> None:
+    """
+    The streaming loop's fast path lets no bad timestamp through: the same error as process.
+    """
+    with pytest.raises((TypeError, ValueError), match="timestamp"):
+        list(cluster([("u", 1.0, 1), ("u", timestamp, 2)]))

@@ -38,6 +38,7 @@ Rules, all tested:
 
 from __future__ import annotations
 
+import sys
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Iterator, Sequence
@@ -210,7 +211,8 @@ class Cache:
         # Event timestamps are only needed to place late events inside a session.
         self._keep_times = late == "place"
         self._counts: dict[Hashable, int] = {}
-        self._clock = -inf
+        # The lowest finite float, not -inf: run() relies on "clock <= t" excluding -inf.
+        self._clock = -sys.float_info.max
         # No session can end before this time, so the expiry pass is skipped until then.
         self._next_check = inf
         self.late_events = 0
@@ -288,10 +290,9 @@ class Cache:
         try:
             for user, timestamp, data in user_events:
                 kind = type(timestamp)
-                if (
-                    (kind is int and -_MEDIAWIKI_INT < timestamp < _MEDIAWIKI_INT)
-                    or (kind is float and timestamp - timestamp == 0.0)
-                ) and timestamp >= clock:
+                # In order, and plainly seconds: not inf or nan (the clock starts at the lowest
+                # finite float), not a 14-digit MediaWiki integer.
+                if (kind is float or kind is int) and clock <= timestamp < _MEDIAWIKI_INT:
                     clock = ts = timestamp + 0.0
                     if ts >= next_check:
                         self._clock = ts
