@@ -1,0 +1,112 @@
+"""
+Every Redis key and hash field of the counters, built here and nowhere else.
+
+Layout (version 1, prefix ``ts1``), for a metrica named N (encoded as ``e(N)``):
+
+- ``ts1:{m:e(N)}:all``, ``...:y2010``, ``...:m2010-02``, ``...:d2010-02-07``,
+  ``...:h2010-02-07T13``: one hash per time bucket;
+- in each, fields ``v:F`` (sum of values, in units of 1/multiplier) and, for averaged
+  metricas, ``n:F`` (number of kicks), where F is the axis combination: the encoded value of
+  each axis, or ``*`` for "all", joined by ``,``;
+- ``ts1:{m:e(N)}:axis:e(A)``: the set of values seen on stored axis A;
+- ``ts1:{m:e(N)}:years``: the set of years that have counts (to iterate all time);
+- ``ts1:batch:W:K``: marks batch K of writer W as applied (idempotent retries).
+
+``e`` is injective: ``%``, the separators ``: , * / { } =``, white space, control characters and
+anything outside printable ASCII become ``%XX`` (UTF-8 bytes), so no user value can collide
+with another or reach another metrica's keys. The ``{m:e(N)}`` hash tag keeps one metrica's
+keys in one Redis Cluster slot.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+PREFIX = "ts1"
+#: The field part that stands for "every value of this axis".
+ALL = "*"
+_UNSAFE = re.compile(r"[^!#$&'()+\-.0-9;<>?@A-Z\[\]^_`a-z|~]")
+
+
+def encode(value: str) -> str:
+    """
+    The injective, Redis-safe encoding of one user-supplied string.
+    """
+    if _UNSAFE.search(value) is None:
+        return value
+    return _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode("utf-8")), value)
+
+
+def decode(text: str) -> str:
+    """
+    The inverse of :func:`encode`.
+    """
+    if "%" not in text:
+        return text
+    raw = bytearray()
+    index = 0
+    while index < len(text):
+        if text[index] == "%":
+            raw.append(int(text[index + 1 : index + 3], 16))
+            index += 3
+        else:
+            raw.extend(text[index].encode("utf-8"))
+            index += 1
+    return raw.decode("utf-8")
+
+
+def metrica_prefix(name: str) -> str:
+    """
+    The common prefix (with the hash tag) of every key of metrica ``name``.
+    """
+    return f"{PREFIX}:{{m:{encode(name)}}}"
+
+
+def bucket_key(name: str, bucket_code: str) -> str:
+    """
+    The hash of one time bucket (``all``, ``y2010``, ``m2010-02``, ...) of a metrica.
+    """
+    return f"{metrica_prefix(name)}:{bucket_code}"
+
+
+def stored_axis_key(name: str, axis: str) -> str:
+    """
+    The set of values seen on a stored axis.
+    """
+    return f"{metrica_prefix(name)}:axis:{encode(axis)}"
+
+
+def years_key(name: str) -> str:
+    """
+    The set of years in which a metrica has counts.
+    """
+    return f"{metrica_prefix(name)}:years"
+
+
+def batch_key(writer_id: str, batch_number: int) -> str:
+    """
+    The marker that batch ``batch_number`` of writer ``writer_id`` was applied.
+    """
+    return f"{PREFIX}:batch:{encode(writer_id)}:{batch_number}"
+
+
+def combination_field(parts: Sequence[str]) -> str:
+    """
+    The field name of one axis combination: already-encoded parts (or :data:`ALL`).
+    """
+    return ",".join(parts)
+
+
+def value_field(combination: str) -> str:
+    """
+    The field holding the sum of values of a combination.
+    """
+    return f"v:{combination}"
+
+
+def count_field(combination: str) -> str:
+    """
+    The field holding the number of kicks of a combination (averaged metricas).
+    """
+    return f"n:{combination}"

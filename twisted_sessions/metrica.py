@@ -1,0 +1,518 @@
+"""
+Metricas: counters for every combination of axis values, in all-time, year, month, day and
+hour buckets (Staste's model), kicked without waiting and queried with Deferreds.
+
+    >>> store = CounterStore(clock, link)          # doctest: +SKIP
+    >>> guests = Metrica("guests", axes=[("gender", Axis(["boy", "girl"])),
+    ...                                  ("age", StoredChoiceAxis())], store=store)
+    >>> guests.kick(gender="girl", age=18)           # returns at once
+    >>> await guests.filter(gender="girl").total()   # after the next flush
+
+Counts become visible in Redis at the next flush of the store's writer (every second by
+default; ``await store.flush()`` forces one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from itertools import product
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from twisted.internet.defer import Deferred, gatherResults
+
+from .axis import OVERFLOW, Axis, HierarchicalAxis
+from .keys import (
+    ALL,
+    bucket_key,
+    combination_field,
+    count_field,
+    decode,
+    encode,
+    stored_axis_key,
+    value_field,
+    years_key,
+)
+from .timebuckets import Timespan, series, to_utc
+from .writer import CounterWriter
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTime
+
+    from .redis_link import RedisLink
+
+#: How long fine buckets are kept after they end (Staste's spirit): hours two weeks, days
+#: about six months, months three years; years and all time for ever.
+DEFAULT_RETENTION = {"hour": 14 * 86400, "day": 183 * 86400, "month": 3 * 366 * 86400}
+
+
+class CounterStore:
+    """
+    Where metricas count: a Redis connection, the writer, the clock, and the metricas by name.
+
+    :param clock: the reactor clock (``kick()`` without a date counts now, in UTC).
+    :param link: the Redis connection.
+    :param writer: the writer; by default one flushing every second.
+    """
+
+    def __init__(
+        self, clock: IReactorTime, link: RedisLink, writer: CounterWriter | None = None
+    ) -> None:
+        self.clock = clock
+        self.link = link
+        self.writer = writer or CounterWriter(clock, link)
+        self.metricas: dict[str, Metrica] = {}
+
+    def register(self, metrica: Metrica) -> None:
+        """
+        Add a metrica; names are unique within a store.
+        """
+        if metrica.name in self.metricas:
+            raise ValueError(f"a metrica named {metrica.name!r} already exists")
+        self.metricas[metrica.name] = metrica
+
+    def flush(self) -> Deferred[None]:
+        """
+        Write every pending kick now.
+        """
+        return self.writer.flush()
+
+
+class Metrica:
+    """
+    A counter over time and axes: kick it, then query totals and breakdowns.
+
+    :param name: unique within the store; any string.
+    :param axes: ``[(axis name, Axis), ...]``. Never change a metrica's axes: make a new one.
+    :param store: where it counts.
+    :param multiplier: values are stored as whole numbers of ``1/multiplier`` (``value=7.5``
+        with ``multiplier=100`` is 750).
+    :param retention: seconds to keep ``hour``, ``day`` and ``month`` buckets after they end.
+    """
+
+    averaged = False
+
+    def __init__(
+        self,
+        name: str,
+        axes: Sequence[tuple[str, Axis]] = (),
+        *,
+        store: CounterStore,
+        multiplier: int = 1,
+        retention: dict[str, int] | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a metrica needs a non-empty string name, not {name!r}")
+        names = [axis_name for axis_name, _ in axes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"metrica {name!r} has an axis name twice: {names}")
+        if not isinstance(multiplier, int) or multiplier < 1:
+            raise ValueError(f"multiplier must be a positive integer, not {multiplier!r}")
+        self.name = name
+        self.axes = list(axes)
+        self._axes = dict(axes)
+        self.multiplier = multiplier
+        self.retention = {**DEFAULT_RETENTION, **(retention or {})}
+        self.store = store
+        self._seen: dict[str, set[str]] = {n: set() for n, axis in axes if axis.stored}
+        #: Per stored axis: kicks whose new value was counted under OVERFLOW.
+        self.overflowed: dict[str, int] = {n: 0 for n in self._seen}
+        store.register(self)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+    def kick(self, date: datetime | None = None, value: float = 1, **axis_values: Any) -> None:
+        """
+        Count one event, at ``date`` (default: now by the store's clock; naive = UTC).
+
+        Returns at once: the count reaches Redis with the next flush.
+
+        :raises TypeError: an axis this metrica does not have, or a value that is no number.
+        :raises ValueError: a value not among a fixed axis's choices.
+        """
+        unknown = [key for key in axis_values if key not in self._axes]
+        if unknown:
+            raise TypeError(
+                f"metrica {self.name!r} has no axis {unknown[0]!r}; its axes are "
+                f"{', '.join(repr(n) for n, _ in self.axes) or 'none'}"
+            )
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"value must be a number, not {value!r}")
+        if date is None:
+            when = self.store.clock.seconds()
+        elif isinstance(date, datetime):
+            when = to_utc(date).timestamp()
+        else:
+            raise TypeError(f"date must be a datetime or None, not {date!r}")
+        values = tuple(self._checked(n, axis, axis_values.get(n), when) for n, axis in self.axes)
+        self.store.writer.add(self, int(when // 3600), values, round(value * self.multiplier))
+
+    def _checked(self, name: str, axis: Axis, value: Any, when: float) -> Any:
+        if value is None:
+            return None
+        parts = axis.parts(name, value)
+        if not axis.stored:
+            return value
+        seen = self._seen[name]
+        key = parts[-1]
+        if key not in seen:
+            if len(seen) >= axis.cap:  # type: ignore[attr-defined]
+                self.overflowed[name] += 1
+                self.store.writer.first_seen(stored_axis_key(self.name, name), OVERFLOW, when)
+                return OVERFLOW if not isinstance(value, tuple) else (OVERFLOW,)
+            seen.add(key)
+            zset = stored_axis_key(self.name, name)
+            for part in parts:
+                self.store.writer.first_seen(zset, part, when)
+        return value
+
+    def expand(
+        self,
+        hour: int,
+        values: tuple[Any, ...],
+        units: int,
+        kicks: int,
+        increments: dict[tuple[str, str], int],
+        expireats: dict[str, int],
+        now: float,
+    ) -> None:
+        """
+        Add one pending count to ``increments``: every bucket from its hour to all time, every
+        combination of its axis values and "all". Fine buckets expire ``retention`` after they
+        end, or after ``now`` for counts written late (a backfill is kept as long as new data).
+        """
+        options = [
+            [ALL] if value is None else [ALL, *axis.parts(name, value)]
+            for (name, axis), value in zip(self.axes, values, strict=True)
+        ]
+        fields = [combination_field(combo) for combo in product(*options)]
+        moment = datetime.fromtimestamp(hour * 3600, UTC)
+        for span in Timespan.of(moment, "hour").parents():
+            key = bucket_key(self.name, span.code)
+            for field in fields:
+                name = value_field(field)
+                increments[(key, name)] = increments.get((key, name), 0) + units
+                if self.averaged:
+                    name = count_field(field)
+                    increments[(key, name)] = increments.get((key, name), 0) + kicks
+            keep = self.retention.get(span.scale)
+            if keep is not None:
+                expireats[key] = int(max(_end_of(span).timestamp(), now)) + keep
+        self.store.writer.first_seen(years_key(self.name), str(moment.year), moment.year)
+
+    # Queries: each returns a new immutable Query.
+    def timespan(
+        self,
+        year: int | None = None,
+        month: int | None = None,
+        day: int | None = None,
+        hour: int | None = None,
+    ) -> Query:
+        """
+        The counts of one bucket (``timespan(year=2010, month=2)``).
+        """
+        return Query(self).timespan(year, month, day, hour)
+
+    def filter(self, **axis_values: Any) -> Query:
+        """
+        The counts of one combination of axis values (``filter(gender="girl", age=19)``).
+        """
+        return Query(self).filter(**axis_values)
+
+    def total(self) -> Deferred[float]:
+        """
+        The all-time total.
+        """
+        return Query(self).total()
+
+    def count(self) -> Deferred[int]:
+        """
+        The all-time number of kicks.
+        """
+        return Query(self).count()
+
+    def average(self) -> Deferred[float | None]:
+        """
+        The all-time average value (``None`` if nothing was counted).
+        """
+        return Query(self).average()
+
+    def iterate(self, axis: str | None = None) -> Deferred[list[tuple[Any, float]]]:
+        """
+        All-time totals by year, or by the values of ``axis``.
+        """
+        return Query(self).iterate(axis)
+
+    def iterate_counts(self, axis: str | None = None) -> Deferred[list[tuple[Any, int]]]:
+        """
+        All-time kick counts by year, or by the values of ``axis``.
+        """
+        return Query(self).iterate_counts(axis)
+
+    def iterate_averages(self, axis: str | None = None) -> Deferred[list[tuple[Any, float | None]]]:
+        """
+        All-time averages by year, or by the values of ``axis``.
+        """
+        return Query(self).iterate_averages(axis)
+
+    def timeserie(
+        self, since: datetime, until: datetime, scale: str = "day"
+    ) -> Deferred[list[tuple[datetime, float]]]:
+        """
+        Totals per bucket of ``scale`` from ``since`` to ``until``, for a chart.
+        """
+        return Query(self).timeserie(since, until, scale)
+
+
+class AveragedMetrica(Metrica):
+    """
+    A metrica that also counts kicks, so that it has averages (Staste's AveragedMetrica).
+    """
+
+    averaged = True
+
+
+def _end_of(span: Timespan) -> datetime:
+    start = span.start()
+    if span.scale == "hour":
+        return start + timedelta(hours=1)
+    if span.scale == "day":
+        return start + timedelta(days=1)
+    if span.scale == "month":
+        assert span.year is not None and span.month is not None
+        return Timespan(span.year + span.month // 12, span.month % 12 + 1).start()
+    return Timespan((span.year or 0) + 1).start()
+
+
+@attrs.frozen
+class Query:
+    """
+    A bucket and a combination of axis values of a metrica; immutable, chainable.
+    """
+
+    metrica: Metrica
+    span: Timespan = attrs.field(factory=Timespan)
+    filters: tuple[tuple[str, Any], ...] = ()
+
+    def timespan(
+        self,
+        year: int | None = None,
+        month: int | None = None,
+        day: int | None = None,
+        hour: int | None = None,
+    ) -> Query:
+        """
+        The same query on another bucket.
+
+        :raises ValueError: an impossible or incomplete date.
+        """
+        return attrs.evolve(self, span=Timespan(year, month, day, hour))
+
+    def filter(self, **axis_values: Any) -> Query:
+        """
+        The same query narrowed to these axis values (added to earlier filters).
+
+        :raises TypeError: an axis the metrica does not have.
+        :raises ValueError: a value a fixed axis does not allow.
+        """
+        metrica = self.metrica
+        current = dict(self.filters)
+        for name, value in axis_values.items():
+            axis = metrica._axes.get(name)
+            if axis is None:
+                raise TypeError(
+                    f"metrica {metrica.name!r} has no axis {name!r}; its axes are "
+                    f"{', '.join(repr(n) for n, _ in metrica.axes) or 'none'}"
+                )
+            if value is not None:
+                axis.parts(name, value)  # Validates.
+            current[name] = value
+        return attrs.evolve(self, filters=tuple(current.items()))
+
+    def _field(self, axis: str | None = None, part: str | None = None) -> str:
+        chosen = dict(self.filters)
+        parts = []
+        for name, axis_object in self.metrica.axes:
+            if name == axis:
+                parts.append(part or ALL)
+                continue
+            value = chosen.get(name)
+            parts.append(ALL if value is None else axis_object.parts(name, value)[-1])
+        return combination_field(parts)
+
+    def _key(self, span: Timespan | None = None) -> str:
+        return bucket_key(self.metrica.name, (span or self.span).code)
+
+    async def _read(self, key: str, fields: list[str]) -> list[int]:
+        replies = await self.metrica.store.link.execute("HMGET", key, *fields)
+        return [int(reply) if reply is not None else 0 for reply in replies]
+
+    def _value(self, units: int) -> float:
+        multiplier = self.metrica.multiplier
+        return units if multiplier == 1 else units / multiplier
+
+    def _average(self, units: int, kicks: int) -> float | None:
+        return None if kicks == 0 else units / (kicks * self.metrica.multiplier)
+
+    async def _pair(self, key: str, field: str) -> tuple[int, int]:
+        if self.metrica.averaged:
+            units, kicks = await self._read(key, [value_field(field), count_field(field)])
+            return units, kicks
+        [units] = await self._read(key, [value_field(field)])
+        return units, units
+
+    def total(self) -> Deferred[float]:
+        """
+        The sum of values (a plain metrica kicked with the default value: the count).
+        """
+
+        async def run() -> float:
+            units, _ = await self._pair(self._key(), self._field())
+            return self._value(units)
+
+        return Deferred.fromCoroutine(run())
+
+    def count(self) -> Deferred[int]:
+        """
+        The number of kicks (for a plain metrica, the sum of values).
+        """
+
+        async def run() -> int:
+            _, kicks = await self._pair(self._key(), self._field())
+            return kicks
+
+        return Deferred.fromCoroutine(run())
+
+    def average(self) -> Deferred[float | None]:
+        """
+        The average value, ``None`` where nothing was counted.
+        """
+
+        async def run() -> float | None:
+            units, kicks = await self._pair(self._key(), self._field())
+            return self._average(units, kicks)
+
+        return Deferred.fromCoroutine(run())
+
+    async def _breakdown(self, axis: str | None) -> list[tuple[Any, int, int]]:
+        """
+        (label, units, kicks) for each child bucket, or each value of ``axis``.
+        """
+        if axis is None:
+            if self.span.scale == "all":
+                years = await self.metrica.store.link.execute(
+                    "ZRANGE", years_key(self.metrica.name), 0, -1
+                )
+                children = [(int(y), Timespan(int(y))) for y in years]
+            else:
+                children = list(self.span.children())
+            field = self._field()
+            pairs = await gatherResults(
+                [
+                    Deferred.fromCoroutine(self._pair(self._key(span), field))
+                    for _, span in children
+                ],
+                consumeErrors=True,
+            )
+            return [
+                (label, units, kicks)
+                for (label, _), (units, kicks) in zip(children, pairs, strict=True)
+            ]
+        axis_object = self.metrica._axes.get(axis)
+        if axis_object is None:
+            raise TypeError(f"metrica {self.metrica.name!r} has no axis {axis!r}")
+        values = await self._axis_values(axis, axis_object)
+        labels = [label for label, _ in values]
+        fields = [self._field(axis, part) for _, part in values]
+        names = [value_field(f) for f in fields]
+        if self.metrica.averaged:
+            names += [count_field(f) for f in fields]
+        replies = await self._read(self._key(), names)
+        units = replies[: len(fields)]
+        kicks = replies[len(fields) :] if self.metrica.averaged else units
+        return list(zip(labels, units, kicks, strict=True))
+
+    async def _axis_values(self, name: str, axis: Axis) -> list[tuple[Any, str]]:
+        """
+        (label, encoded field part) of every value of an axis: a fixed axis's choices; a
+        stored axis's values in the order first seen; for a hierarchical axis, the values one
+        level below the query's filter on it (labels are tuples).
+        """
+        if not axis.stored:
+            return [(choice, encode(choice)) for choice in axis.choices]
+        members = [
+            str(m)
+            for m in await self.metrica.store.link.execute(
+                "ZRANGE", stored_axis_key(self.metrica.name, name), 0, -1
+            )
+        ]
+        if not isinstance(axis, HierarchicalAxis):
+            return [(decode(m), m) for m in members]
+        prefix = dict(self.filters).get(name) or ()
+        head = "/".join(encode(str(p)) for p in prefix)
+        level = [
+            m
+            for m in members
+            if m.count("/") == len(prefix) and (not prefix or m.startswith(head + "/"))
+        ]
+        return [(tuple(decode(p) for p in m.split("/")), m) for m in level]
+
+    def iterate(self, axis: str | None = None) -> Deferred[list[tuple[Any, float]]]:
+        """
+        Totals for each bucket of the next finer scale (a year: its 12 months; a month: all
+        its days; a day: its 24 hours; all time: the years with counts), or for each value of
+        ``axis``.
+        """
+
+        async def run() -> list[tuple[Any, float]]:
+            return [(label, self._value(units)) for label, units, _ in await self._breakdown(axis)]
+
+        return Deferred.fromCoroutine(run())
+
+    def iterate_counts(self, axis: str | None = None) -> Deferred[list[tuple[Any, int]]]:
+        """
+        As :meth:`iterate`, with the number of kicks.
+        """
+
+        async def run() -> list[tuple[Any, int]]:
+            return [(label, kicks) for label, _, kicks in await self._breakdown(axis)]
+
+        return Deferred.fromCoroutine(run())
+
+    def iterate_averages(self, axis: str | None = None) -> Deferred[list[tuple[Any, float | None]]]:
+        """
+        As :meth:`iterate`, with averages (``None`` where nothing was counted).
+        """
+
+        async def run() -> list[tuple[Any, float | None]]:
+            return [
+                (label, self._average(units, kicks))
+                for label, units, kicks in await self._breakdown(axis)
+            ]
+
+        return Deferred.fromCoroutine(run())
+
+    def timeserie(
+        self, since: datetime, until: datetime, scale: str = "day"
+    ) -> Deferred[list[tuple[datetime, float]]]:
+        """
+        Totals per bucket of ``scale`` from the bucket of ``since`` to that of ``until``.
+
+        :raises ValueError: an unknown scale, or ``until`` before ``since``.
+        """
+        spans = series(since, until, scale)
+        field = self._field()
+
+        async def run() -> list[tuple[datetime, float]]:
+            pairs = await gatherResults(
+                [Deferred.fromCoroutine(self._pair(self._key(span), field)) for span in spans],
+                consumeErrors=True,
+            )
+            return [
+                (span.start(), self._value(units))
+                for span, (units, _) in zip(spans, pairs, strict=True)
+            ]
+
+        return Deferred.fromCoroutine(run())
