@@ -56,6 +56,9 @@ class RedisProcess:
                 "",
                 "--appendonly",
                 "yes" if self.appendonly else "no",
+                # Durable at once: a SIGKILL must not lose what was acknowledged.
+                "--appendfsync",
+                "always",
                 "--daemonize",
                 "no",
             ],

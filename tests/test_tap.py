@@ -108,7 +108,9 @@ def test_cutoff_and_hook_reach_the_clusterer() -> None:
     server = build_server(Clock(), options)
     assert server.clusterer is not None
     assert server.clusterer.cutoff == 1800.0
-    assert server.flushables == [server.clusterer]
+    # The clusterer first (its sinks may count), then the counter writer.
+    assert server.counters is not None
+    assert server.flushables == [server.clusterer, server.counters.writer]
     assert options["hook"].__name__ == "print_visit"
 
 

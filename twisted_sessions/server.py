@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .clustering import SessionClusterer
     from .embedded_redis import EmbeddedRedis
     from .interfaces import IFlushable
+    from .metrica import CounterStore
     from .redis_link import RedisLink
     from .site import Site
 
@@ -68,6 +69,8 @@ class SessionServer(Service):
         self.port: IListeningPort | None = None
         #: The session clusterer, when the server has one (``twistd sessions`` always does).
         self.clusterer: SessionClusterer | None = None
+        #: Where metricas count, when the server has them (``twistd sessions`` always does).
+        self.counters: CounterStore | None = None
 
     def add_flushable(self, flushable: IFlushable) -> None:
         """
@@ -98,6 +101,9 @@ class SessionServer(Service):
         if self.port is None:
             self.privilegedStartService()
         super().startService()
+        if self.counters is not None:
+            # Replays a spool left by the last run; its batches wait for Redis like any other.
+            self.counters.writer.start()
         embedded = self.embedded
         if embedded is None:
             self.redis.connect()
@@ -130,6 +136,8 @@ class SessionServer(Service):
         if self.port is not None:
             await self._bounded(self.port.stopListening(), remaining(reserve), "stop listening")
             self.port = None
+        if self.counters is not None:
+            self.counters.writer.stop()  # The flush below is the last one.
         expired = self.site.expire_all(EndReason.SHUTDOWN)
         self._log.info("shutdown: expired {count} live session(s)", count=expired)
         if self.clusterer is not None:

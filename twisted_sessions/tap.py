@@ -22,10 +22,12 @@ from .clustering import SessionClusterer
 from .cookies import CookiePolicy
 from .embedded_redis import EmbeddedRedis, RedisServerNotFound, find_redis_server
 from .landing import LandingPage
+from .metrica import CounterStore
 from .redis_address import RedisAddress, parse_redis_url
 from .redis_link import RedisLink
 from .server import SessionServer
 from .site import DEFAULT_MAX_SESSIONS, Site
+from .writer import CounterWriter
 
 
 def _positive_seconds(option: str, text: str) -> float:
@@ -231,6 +233,9 @@ def build_server(reactor: Any, options: Options) -> SessionServer:
     # that its sinks write to is flushed.
     server.add_flushable(clusterer)
     server.clusterer = clusterer
+    writer = CounterWriter(reactor, redis, spool_path=options["data-dir"] / "counters.spool")
+    server.counters = CounterStore(reactor, redis, writer)
+    server.add_flushable(writer)
     return server
 
 

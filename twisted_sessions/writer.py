@@ -313,6 +313,8 @@ class CounterWriter:
             self._loop.stop()
 
     def _spool(self) -> None:
+        if self.spool_path is not None:
+            self.spool_path.parent.mkdir(parents=True, exist_ok=True)
         if self.spool_path is None:
             self._log.error(
                 "{count} counter batches could not be written and there is no spool file: "
