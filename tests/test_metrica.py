@@ -252,3 +252,18 @@ def test_kick_defaults_to_the_clock_in_utc() -> None:
     metrica.kick(date=datetime(2015, 6, 1, 13, 59))
     [(key, count)] = store.writer._pending.items()
     assert key[1] == int(clock.seconds() // 3600) and count == [2, 2]
+
+
+class GuestsExampleTests(MetricaTestCase):
+    @coroutine_test
+    async def test_guests_example_runs(self) -> None:
+        """
+        examples/guests.py gives the totals its kicks imply.
+        """
+        from examples.guests import guests_report
+
+        report = await guests_report(await self.store())
+        self.assertEqual(report["2010"], 3)
+        self.assertEqual(report["girls"], 2)
+        self.assertEqual(report["girls aged 19"], 1)
+        self.assertEqual(report["by age"], [("18", 1), ("19", 2)])

@@ -31,10 +31,20 @@ class Axis:
     stored = False
 
     def __init__(self, choices: Iterable[Hashable]) -> None:
-        self.choices = [str(choice) for choice in choices]
+        given = list(choices)
+        self.choices = [str(choice) for choice in given]
         if not self.choices:
             raise ValueError("an Axis needs at least one choice")
         self._allowed = frozenset(self.choices)
+        #: The choices as given and as strings: a kick's value is checked by one lookup.
+        self.valid_values = frozenset(given) | self._allowed
+
+    def check(self, name: str, value: object) -> None:
+        """
+        Raise the ``ValueError`` of :meth:`parts` if ``value`` is not a choice.
+        """
+        if value not in self.valid_values:
+            self.parts(name, value)
 
     def parts(self, name: str, value: object) -> list[str]:
         """
@@ -72,6 +82,7 @@ class StoredChoiceAxis(Axis):
             raise ValueError(f"cap must be positive, not {cap!r}")
         self.cap = cap
         self.choices = []
+        self.valid_values = frozenset()
 
     def parts(self, name: str, value: object) -> list[str]:
         """
@@ -89,6 +100,7 @@ class HierarchicalAxis(Axis):
 
     def __init__(self) -> None:
         self.choices = []
+        self.valid_values = frozenset()
         self.cap = 10_000
 
     def parts(self, name: str, value: object) -> list[str]:

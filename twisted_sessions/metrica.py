@@ -115,7 +115,7 @@ class Metrica:
         self.multiplier = multiplier
         self.retention = {**DEFAULT_RETENTION, **(retention or {})}
         self.store = store
-        self._seen: dict[str, set[str]] = {n: set() for n, axis in axes if axis.stored}
+        self._seen: dict[str, set[Any]] = {n: set() for n, axis in axes if axis.stored}
         #: Per stored axis: kicks whose new value was counted under OVERFLOW.
         self.overflowed: dict[str, int] = {n: 0 for n in self._seen}
         store.register(self)
@@ -132,13 +132,20 @@ class Metrica:
         :raises TypeError: an axis this metrica does not have, or a value that is no number.
         :raises ValueError: a value not among a fixed axis's choices.
         """
-        unknown = [key for key in axis_values if key not in self._axes]
-        if unknown:
-            raise TypeError(
-                f"metrica {self.name!r} has no axis {unknown[0]!r}; its axes are "
-                f"{', '.join(repr(n) for n, _ in self.axes) or 'none'}"
-            )
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        axes = self._axes
+        for key in axis_values:
+            if key not in axes:
+                raise TypeError(
+                    f"metrica {self.name!r} has no axis {key!r}; its axes are "
+                    f"{', '.join(repr(n) for n, _ in self.axes) or 'none'}"
+                )
+        kind = value.__class__
+        # The exact-type test first: it is the hot path, and it lets no bool through.
+        if (
+            kind is not int
+            and kind is not float
+            and (isinstance(value, bool) or not isinstance(value, int | float))
+        ):
             raise TypeError(f"value must be a number, not {value!r}")
         if date is None:
             when = self.store.clock.seconds()
@@ -146,26 +153,35 @@ class Metrica:
             when = to_utc(date).timestamp()
         else:
             raise TypeError(f"date must be a datetime or None, not {date!r}")
-        values = tuple(self._checked(n, axis, axis_values.get(n), when) for n, axis in self.axes)
-        self.store.writer.add(self, int(when // 3600), values, round(value * self.multiplier))
+        # The hot path: one lookup per axis; encoding waits for the flush.
+        values = []
+        for name, axis in self.axes:
+            value_of_axis = axis_values.get(name)
+            if value_of_axis is not None:
+                if axis.stored:
+                    if value_of_axis not in self._seen[name]:
+                        value_of_axis = self._first_sight(name, axis, value_of_axis, when)
+                elif value_of_axis not in axis.valid_values:
+                    axis.check(name, value_of_axis)
+            values.append(value_of_axis)
+        self.store.writer.add(
+            self, int(when // 3600), tuple(values), round(value * self.multiplier)
+        )
 
-    def _checked(self, name: str, axis: Axis, value: Any, when: float) -> Any:
-        if value is None:
-            return None
-        parts = axis.parts(name, value)
-        if not axis.stored:
-            return value
+    def _first_sight(self, name: str, axis: Axis, value: Any, when: float) -> Any:
+        """
+        A stored axis meets a value for the first time: remember it, or count it as overflow.
+        """
+        parts = axis.parts(name, value)  # Validates (a hierarchical value must be a tuple).
         seen = self._seen[name]
-        key = parts[-1]
-        if key not in seen:
-            if len(seen) >= axis.cap:  # type: ignore[attr-defined]
-                self.overflowed[name] += 1
-                self.store.writer.first_seen(stored_axis_key(self.name, name), OVERFLOW, when)
-                return OVERFLOW if not isinstance(value, tuple) else (OVERFLOW,)
-            seen.add(key)
-            zset = stored_axis_key(self.name, name)
-            for part in parts:
-                self.store.writer.first_seen(zset, part, when)
+        zset = stored_axis_key(self.name, name)
+        if len(seen) >= axis.cap:  # type: ignore[attr-defined]
+            self.overflowed[name] += 1
+            self.store.writer.first_seen(zset, OVERFLOW, when)
+            return (OVERFLOW,) if isinstance(value, tuple) else OVERFLOW
+        seen.add(value)
+        for part in parts:
+            self.store.writer.first_seen(zset, part, when)
         return value
 
     def expand(
