@@ -8,6 +8,7 @@ import random
 import shutil
 import tempfile
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 from twisted.internet import reactor
@@ -239,3 +240,32 @@ class WriterTests(TestCase):
             for (color, size), count in model.items():
                 self.assertEqual(await metrica.filter(color=color, size=size).total(), count)
             self.assertEqual(await metrica.total(), sum(model.values()))
+
+    @coroutine_test
+    async def test_day_equals_its_hours_whichever_batches_landed(self) -> None:
+        """
+        A flush split into several calls never splits a kick: after any prefix of the calls,
+        each day equals the sum of its hours, and all time the sum of the days.
+        """
+        from twisted_sessions.writer import APPLY_BATCH
+
+        link = await self.link()
+        store = self.store(link, chunk=60)
+        metrica = Metrica("consistent", axes=[("color", COLORS)], store=store)
+        rng = random.Random(11)
+        for _ in range(500):
+            metrica.kick(
+                date=datetime(2020, 1, rng.randrange(1, 4), rng.randrange(24)),
+                color=rng.choice(COLORS.choices),
+            )
+        store.writer.seal()
+        batches = list(store.writer._batches)
+        self.assertGreater(len(batches), 3)
+        for applied, batch in enumerate(batches, 1):
+            await link.execute("EVAL", APPLY_BATCH, 0, *batch.arguments())
+            days = await metrica.timespan(year=2020, month=1).iterate()
+            for day, total in days[:3]:
+                hours = await metrica.timespan(year=2020, month=1, day=day).iterate()
+                self.assertEqual(total, sum(t for _, t in hours), f"after {applied} calls")
+            self.assertEqual(await metrica.total(), sum(t for _, t in days))
+        self.assertEqual(await metrica.total(), 500)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -224,34 +223,38 @@ class CounterWriter:
     def seal(self) -> None:
         """
         Turn the pending kicks into batches: every bucket, every combination, summed.
+
+        A pending count is never split across batches: each batch holds the whole expansion
+        (all buckets, all combinations, sum and count) of the counts it carries, so that a day
+        never disagrees with the sum of its hours, whichever batches are written.
         """
         if not self._pending and not self._first_seen:
             return
         pending, self._pending = self._pending, {}
+        now = self._clock.seconds()
         increments: dict[tuple[str, str], int] = {}
         expireats: dict[str, int] = {}
-        now = self._clock.seconds()
         for (metrica, hour, values), (units, kicks) in pending.items():
             metrica.expand(hour, values, units, kicks, increments, expireats, now)
+            if len(increments) >= self.chunk:
+                self._add_batch(increments, expireats)
+                increments, expireats = {}, {}
         # After expanding: expanding records the years that have counts.
+        if increments or self._first_seen:
+            self._add_batch(increments, expireats)
+
+    def _add_batch(self, increments: dict[tuple[str, str], int], expireats: dict[str, int]) -> None:
         first_seen, self._first_seen = self._first_seen, {}
-        seen = [(key, when, member) for (key, member), when in first_seen.items()]
-        for chunk in _chunks(list(increments.items()), self.chunk):
-            keys = {key for (key, _), _ in chunk}
-            batch = Batch(
-                self.writer_id,
-                self._next_number,
-                [(key, field, amount) for (key, field), amount in chunk],
-                {key: when for key, when in expireats.items() if key in keys},
-                seen,
-            )
-            seen = []
-            self._next_number += 1
-            self._batches.append(batch)
-            self._batched_size += len(batch.increments)
-        if seen:
-            self._batches.append(Batch(self.writer_id, self._next_number, [], {}, seen))
-            self._next_number += 1
+        batch = Batch(
+            self.writer_id,
+            self._next_number,
+            [(key, field, amount) for (key, field), amount in increments.items()],
+            expireats,
+            [(key, when, member) for (key, member), when in first_seen.items()],
+        )
+        self._next_number += 1
+        self._batches.append(batch)
+        self._batched_size += len(batch.increments)
 
     def send(self) -> Deferred[None]:
         """
@@ -350,8 +353,3 @@ class CounterWriter:
         self._batches[:0] = batches
         self._batched_size += sum(len(b.increments) for b in batches)
         self._log.info("replaying {count} spooled counter batches", count=len(batches))
-
-
-def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
