@@ -267,3 +267,24 @@ class GuestsExampleTests(MetricaTestCase):
         self.assertEqual(report["girls"], 2)
         self.assertEqual(report["girls aged 19"], 1)
         self.assertEqual(report["by age"], [("18", 1), ("19", 2)])
+
+
+class TimeserieTests(MetricaTestCase):
+    @coroutine_test
+    async def test_timeserie_for_a_chart(self) -> None:
+        """
+        ``timeserie`` gives one (start, total) per bucket, zeros included.
+        """
+        store = await self.store()
+        metrica = Metrica("chart", store=store)
+        metrica.kick(date=datetime(2020, 3, 1, 10))
+        metrica.kick(date=datetime(2020, 3, 3, 10), value=5)
+        await store.flush()
+        serie = await metrica.timeserie(datetime(2020, 3, 1), datetime(2020, 3, 3), "day")
+        self.assertEqual(
+            serie,
+            [
+                (datetime(2020, 3, day, tzinfo=UTC), total)
+                for day, total in [(1, 1), (2, 0), (3, 5)]
+            ],
+        )
