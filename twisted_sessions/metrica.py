@@ -15,7 +15,7 @@ default; ``await store.flush()`` forces one).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from itertools import product
 from typing import TYPE_CHECKING, Any
 
@@ -215,7 +215,7 @@ class Metrica:
                     increments[(key, name)] = increments.get((key, name), 0) + kicks
             keep = self.retention.get(span.scale)
             if keep is not None:
-                expireats[key] = int(max(_end_of(span).timestamp(), now)) + keep
+                expireats[key] = int(max(span.end().timestamp(), now)) + keep
         self.store.writer.first_seen(years_key(self.name), str(moment.year), moment.year)
 
     # Queries: each returns a new immutable Query.
@@ -288,18 +288,6 @@ class AveragedMetrica(Metrica):
     """
 
     averaged = True
-
-
-def _end_of(span: Timespan) -> datetime:
-    start = span.start()
-    if span.scale == "hour":
-        return start + timedelta(hours=1)
-    if span.scale == "day":
-        return start + timedelta(days=1)
-    if span.scale == "month":
-        assert span.year is not None and span.month is not None
-        return Timespan(span.year + span.month // 12, span.month % 12 + 1).start()
-    return Timespan((span.year or 0) + 1).start()
 
 
 @attrs.frozen

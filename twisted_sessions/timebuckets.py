@@ -146,6 +146,12 @@ class Timespan:
             raise ValueError("all time has no start")
         return datetime(self.year, self.month or 1, self.day or 1, self.hour or 0, tzinfo=UTC)
 
+    def end(self) -> datetime:
+        """
+        The first moment after the bucket (UTC): the start of the next one.
+        """
+        return _next(self).start()
+
 
 def series(since: datetime, until: datetime, scale: str) -> list[Timespan]:
     """
