@@ -46,6 +46,9 @@ class RequestEvent:
     :ivar duration: seconds from arrival to the end of the response.
     :ivar session_key: a non-secret key of the web session (never the cookie value itself).
     :ivar aborted: the client went away before the response was finished.
+    :ivar resource: a bounded name for what was requested, for counting: what the application
+        set (``request.resource_name``), else the first path segment (``/page/3`` is
+        ``/page``), so that raw paths do not explode the counters.
     """
 
     user: Hashable
@@ -56,6 +59,7 @@ class RequestEvent:
     duration: float
     session_key: str
     aborted: bool = False
+    resource: str = "/"
 
 
 @attrs.frozen(slots=True)

@@ -42,6 +42,9 @@ class Request(server.Request):
 
     site: Site
     app_user: Hashable = None
+    #: A bounded name for counting this request (see RequestEvent.resource); None: the path's
+    #: first segment.
+    resource_name: str | None = None
     visitor_id: str | None = None
     arrived: float | None = None
     reported = False
@@ -154,6 +157,9 @@ class Site(server.Site):
         self.tracker = RequestTracker(cookies or CookiePolicy(), self.observers, identify_user)
         self.sessions_evicted = 0
         self.access_log = access_log
+        #: The server's metricas (built-in and the application's), when it counts:
+        #: ``twistd sessions`` sets it (see twisted_sessions.builtin.Counting).
+        self.counting: Any = None
 
     def log(self, request: Any) -> None:
         """

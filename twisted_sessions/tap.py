@@ -17,6 +17,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.python import reflect, usage
 from twisted.web.resource import IResource
 
+from .builtin import Counting
 from .clusterer import Session
 from .clustering import SessionClusterer
 from .cookies import CookiePolicy
@@ -27,6 +28,7 @@ from .redis_address import RedisAddress, parse_redis_url
 from .redis_link import RedisLink
 from .server import SessionServer
 from .site import DEFAULT_MAX_SESSIONS, Site
+from .stats import Mounted, StatsResource
 from .writer import CounterWriter
 
 
@@ -91,12 +93,22 @@ class Options(usage.Options):
             None,
             "Your root resource as package.module.attribute (a resource or a callable making one).",
         ],
+        ["stats-path", None, "stats", "Where the JSON stats tree is mounted (a path segment)."],
+        [
+            "stats-token-file",
+            None,
+            None,
+            "A file holding a bearer token the stats tree requires (never the token itself).",
+        ],
         ["shutdown-timeout", None, "10", "Seconds the shutdown (expire, flush, stop) may take."],
         ["redis-deadline", None, "2", "Seconds any Redis command may take."],
     ]
     optFlags = [
         ["no-visitor-cookie", None, "Do not set a visitor cookie: each web session is a user."],
         ["access-log", None, "Log every request (costs throughput)."],
+        ["no-stats", None, "Do not serve the stats tree."],
+        ["no-count-requests", None, "Do not keep the built-in requests metrica."],
+        ["no-count-sessions", None, "Do not keep the built-in sessions metricas."],
     ]
 
     def postOptions(self) -> None:
@@ -138,6 +150,12 @@ class Options(usage.Options):
             self["resource"] = load_app(self["app"])
         if self["session-hook"] is not None:
             self["hook"] = load_hook(self["session-hook"])
+        path = self["stats-path"]
+        if not path or "/" in path or path in (".", ".."):
+            raise usage.UsageError(f"--stats-path must be one path segment, not {path!r}")
+        self["stats-token"] = None
+        if self["stats-token-file"] is not None:
+            self["stats-token"] = _read_token(self["stats-token-file"])
 
 
 def _load_named(option: str, name: str) -> Any:
@@ -180,6 +198,18 @@ def load_app(name: str) -> IResource:
         )
     resource: IResource = found
     return resource
+
+
+def _read_token(path: str) -> str:
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise usage.UsageError(f"--stats-token-file {path!r} cannot be read: {error}") from None
+    if len(token) < 16 or any(c.isspace() for c in token):
+        raise usage.UsageError(
+            f"--stats-token-file {path!r} must hold one token of at least 16 characters"
+        )
+    return token
 
 
 def load_hook(name: str) -> Callable[[Session], object]:
@@ -234,8 +264,19 @@ def build_server(reactor: Any, options: Options) -> SessionServer:
     server.add_flushable(clusterer)
     server.clusterer = clusterer
     writer = CounterWriter(reactor, redis, spool_path=options["data-dir"] / "counters.spool")
-    server.counters = CounterStore(reactor, redis, writer)
+    store = server.counters = CounterStore(reactor, redis, writer)
+    counting = Counting(
+        store,
+        count_requests=not options["no-count-requests"],
+        count_sessions=not options["no-count-sessions"],
+    )
+    site.counting = counting
+    site.add_observer(counting)
+    clusterer.add_sink(counting)
     server.add_flushable(writer)
+    if not options["no-stats"]:
+        stats = StatsResource(store, site, clusterer, token=options["stats-token"])
+        site.resource = Mounted(site.resource, {options["stats-path"].encode(): stats})
     return server
 
 

@@ -32,6 +32,14 @@ def new_visitor_id() -> str:
     return os.urandom(16).hex()
 
 
+def resource_name(path: bytes) -> str:
+    """
+    The first segment of a path, as a bounded resource name: ``/page/3`` gives ``/page``.
+    """
+    first = path.split(b"?", 1)[0].lstrip(b"/").split(b"/", 1)[0][:64]
+    return "/" + first.decode("utf-8", "replace")
+
+
 class RequestTracker:
     """
     Attaches sessions and users to requests and reports finished requests.
@@ -91,6 +99,7 @@ class RequestTracker:
             duration=request.site.reactor.seconds() - request.arrived,
             session_key=session.key,
             aborted=aborted,
+            resource=request.resource_name or resource_name(request.path),
         )
         self._observers.request_finished(event)
 
