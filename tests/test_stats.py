@@ -209,6 +209,7 @@ class StatsTests(MetricaTestCase):
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic x"}):
             response, body = await fetch(site, "/stats", headers=headers)
             self.assertEqual(response.status, 401)
+            self.assertIn("bearer token", body["error"])
             self.assertEqual(response.header("WWW-Authenticate"), 'Bearer realm="stats"')
         response, _ = await fetch(
             site,
