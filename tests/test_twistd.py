@@ -10,6 +10,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -206,3 +207,78 @@ def test_busy_port_is_a_clear_error(workdir: Path) -> None:
     assert "cannot listen on --port" in output
     assert "Traceback" not in output
     assert live_processes_mentioning(str(workdir / "data")) == []
+
+
+def test_visitors_counted_end_to_end_and_kept_across_restart(
+    workdir: Path, servers: list[Twistd]
+) -> None:
+    """
+    Simulated visitors (with cookies, without, returning within the cutoff and after it) on
+    a real port; SIGTERM flushes everything; after a restart on the same embedded Redis the
+    HTTP stats equal the model computed from the traffic.
+    """
+    import json
+    import time
+    from http.cookiejar import CookieJar
+    from urllib.request import HTTPCookieProcessor, build_opener, urlopen
+
+    args = (
+        "--port",
+        "tcp:0:interface=127.0.0.1",
+        "--data-dir",
+        "data",
+        "--cutoff",
+        "2",
+        "--app",
+        "bench.pages.page",
+    )
+    server = Twistd(workdir, *args)
+    servers.append(server.start())
+
+    def browser() -> Any:
+        return build_opener(HTTPCookieProcessor(CookieJar()))
+
+    alice, bob = browser(), browser()
+    for _ in range(3):
+        alice.open(server.url + "a/1").read()  # one visit of 3 requests
+    bob.open(server.url + "b").read()
+    bob.open(server.url + "b/2").read()
+    time.sleep(2.5)  # bob comes back after the cutoff: a second visit
+    bob.open(server.url + "b").read()
+    for _ in range(4):
+        urlopen(server.url + "c").read()  # no cookies: four one-request visits
+    server.signal(signal.SIGTERM)
+    assert server.wait() in CLEAN_EXIT
+    assert "finishing" in server.output
+
+    again = Twistd(workdir, *args)
+    servers.append(again.start())
+    again.wait_for(r"Redis at unix:\S+ db 0 is reachable")  # until then, stats answer 503
+
+    def stats(path: str) -> Any:
+        with urlopen(again.url + "stats/" + path) as response:
+            return json.loads(response.read())
+
+    by_resource = {
+        item["key"]: item["count"]
+        for item in stats("metricas/requests/iterate?by=resource")["items"]
+    }
+    assert {k: by_resource.get(k) for k in ("/a", "/b", "/c")} == {"/a": 3, "/b": 3, "/c": 4}
+    sessions = stats("metricas/sessions")
+    assert sessions["count"] == 1 + 2 + 4
+    per_session = stats("metricas/session_requests")
+    assert (per_session["count"], per_session["total"]) == (7, 10)
+    single = stats("metricas/sessions?single=yes")
+    assert single["count"] == 1 + 4  # bob's return and the four cookieless ones
+    assert single["average"] == 0
+    entries = {
+        item["key"]: item["count"] for item in stats("metricas/sessions/iterate?by=entry")["items"]
+    }
+    assert entries == {"/a": 1, "/b": 2, "/c": 4}
+    status = {
+        item["key"]: item["count"]
+        for item in stats("metricas/requests/iterate?by=status&resource=/a")["items"]
+    }
+    assert status["2xx"] == 3
+    again.signal(signal.SIGTERM)
+    assert again.wait() in CLEAN_EXIT
