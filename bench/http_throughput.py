@@ -1,5 +1,7 @@
 """
-Requests per second of ``twistd -n sessions`` against bare twisted.web, same page, same run.
+Requests per second of ``twistd -n sessions`` (the whole pipeline: sessions, clusterer,
+built-in metricas, writer) against bare twisted.web, same page, same run; and the latency of a
+month's iteration on the stats endpoint.
 
     .venv/bin/python -m bench.http_throughput [--seconds 10] [--rounds 2] [--connections 10]
 
@@ -77,6 +79,21 @@ def wrk(url: str, seconds: int, connections: int, headers: list[str]) -> tuple[f
     return rate, p99.group(1) if p99 else "?"
 
 
+def stats_latency(url: str, tries: int = 20) -> float:
+    """
+    Median milliseconds of ``GET /stats/metricas/requests/iterate`` over the current month,
+    after the load (so the month holds counts).
+    """
+    month = time.strftime("%Y-%m", time.gmtime())
+    times = []
+    for _ in range(tries):
+        started = time.perf_counter()
+        with urllib.request.urlopen(f"{url}stats/metricas/requests/iterate?timespan={month}"):
+            pass
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
 def session_cookies(url: str) -> str:
     with urllib.request.urlopen(url) as response:
         pairs = [c.split(";", 1)[0] for c in response.headers.get_all("Set-Cookie")]
@@ -91,6 +108,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ts-bench-"))
     results: dict[str, list[float]] = {"bare": [], "returning": [], "cookieless": []}
+    latencies: list[float] = []
     for round_number in range(args.rounds):
         port = free_port()
         bare = start([sys.executable, "-m", "bench.pages", str(port)], work)
@@ -125,7 +143,12 @@ def main() -> None:
             rate, p99 = wrk(url, args.seconds, args.connections, headers)
             results[kind].append(rate)
             print(f"round {round_number}: sessions, {kind:<12} {rate:9.0f} req/s  p99 {p99}")
+        latencies.append(stats_latency(url))
         stop(ours)
+    print(
+        f"stats: a month's iteration over HTTP (requests metrica, 31 days): "
+        f"{statistics.median(latencies):.1f} ms median"
+    )
     base = statistics.median(results["bare"])
     print()
     print(f"median bare twisted.web: {base:.0f} req/s")

@@ -15,7 +15,6 @@ with the application's own.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
@@ -113,9 +112,9 @@ class Counting:
         if self.requests is None:
             return
         method = event.method if event.method in METHODS else "OTHER"
-        self.requests.kick(
-            date=datetime.fromtimestamp(event.timestamp, UTC),
-            value=event.duration,
+        self.requests.kick_at(
+            event.timestamp,
+            event.duration,
             resource=event.resource,
             method=method,
             status=status_class(event.status),
@@ -129,10 +128,9 @@ class Counting:
             events = session.events
             entry: Hashable = getattr(events[0], "resource", "/") if events else "/"
             single = "yes" if session.event_count == 1 else "no"
-            date = datetime.fromtimestamp(session.start, UTC)
-            self.sessions.kick(date=date, value=session.duration, entry=entry, single=single)
-            self.session_requests.kick(
-                date=date, value=session.event_count, entry=entry, single=single
+            self.sessions.kick_at(session.start, session.duration, entry=entry, single=single)
+            self.session_requests.kick_at(
+                session.start, session.event_count, entry=entry, single=single
             )
         for hook in self._session_hooks:
             try:

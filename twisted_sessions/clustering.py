@@ -107,8 +107,13 @@ class SessionClusterer:
         """
         Add a finished request to its user's session.
         """
-        self._deliver(self._cache.process(event.user, event.timestamp, event))
-        self._schedule()
+        cache = self._cache
+        late_before = cache.late_events
+        self._deliver(cache.process(event.user, event.timestamp, event))
+        # In-order events only ever make the first expiry later: the timer, if set, fires
+        # early at worst and reschedules itself. A late event may make it earlier.
+        if self._timer is None or cache.late_events != late_before:
+            self._schedule()
 
     def session_ended(self, summary: SessionSummary) -> None:
         """
