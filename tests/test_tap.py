@@ -128,3 +128,21 @@ def test_build_server_wires_the_options() -> None:
     assert server.site.session_timeout == 42.0
     assert server.site.max_sessions == 7
     assert server.site.reactor is clock
+
+
+def test_stats_options(tmp_path: Path) -> None:
+    """
+    The stats token comes from a file (never the command line) and must be a real token; the
+    stats path is one segment.
+    """
+    token = tmp_path / "token"
+    token.write_text("0123456789abcdef0123\n")
+    assert parse("--stats-token-file", str(token))["stats-token"] == "0123456789abcdef0123"
+    token.write_text("short")
+    for argv, option in (
+        (["--stats-token-file", str(token)], "--stats-token-file"),
+        (["--stats-token-file", str(tmp_path / "missing")], "--stats-token-file"),
+        (["--stats-path", "a/b"], "--stats-path"),
+    ):
+        with pytest.raises(usage.UsageError, match=option):
+            parse(*argv)
