@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .metrica import CounterStore
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER"]
+_KNOWN_METHODS = frozenset(METHODS)
 STATUS_CLASSES = ["1xx", "2xx", "3xx", "4xx", "5xx"]
 #: Response times are kept to the microsecond.
 MICROSECONDS = 1_000_000
@@ -111,7 +112,7 @@ class Counting:
         """
         if self.requests is None:
             return
-        method = event.method if event.method in METHODS else "OTHER"
+        method = event.method if event.method in _KNOWN_METHODS else "OTHER"
         self.requests.kick_at(
             event.timestamp,
             event.duration,

