@@ -88,7 +88,9 @@ class _JSON(Resource):
                 request.write(_send(request, code, body))
                 request.finish()
 
-        Deferred.fromCoroutine(respond())
+        Deferred.fromCoroutine(respond()).addErrback(
+            lambda failure: self._log.failure("stats response failed", failure)
+        )
         return NOT_DONE_YET
 
 
