@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from twisted.internet import reactor
@@ -17,6 +17,7 @@ from twisted.web.static import Data
 
 from twisted_sessions import Site
 from twisted_sessions.axis import Axis, StoredChoiceAxis
+from twisted_sessions.builtin import Counting
 from twisted_sessions.clustering import SessionClusterer
 from twisted_sessions.metrica import AveragedMetrica, CounterStore
 from twisted_sessions.redis_address import RedisAddress
@@ -50,12 +51,15 @@ async def fetch(
         await deferLater(reactor, 0.005, lambda: None)
     channel.connectionLost(Failure(ConnectionError("done")))
     response = parse_response(raw)
-    payload = json.loads(response.body) if response.body else None
+    is_json = (response.header("Content-Type") or "").startswith("application/json")
+    payload = json.loads(response.body) if response.body and is_json else None
     return response, payload
 
 
 class StatsTests(MetricaTestCase):
-    async def site(self, token: str | None = None, link: RedisLink | None = None) -> Site:
+    async def site(
+        self, token: str | None = None, link: RedisLink | None = None, counting: bool = False
+    ) -> Site:
         store = await self.store() if link is None else CounterStore(reactor, link)
         self.metrica = AveragedMetrica(
             "guests",
@@ -67,7 +71,13 @@ class StatsTests(MetricaTestCase):
         root.putChild(b"", Data(b"home", "text/plain"))
         site = Site(root, reactor=reactor)
         self.addCleanup(site.expire_all)
-        clusterer = SessionClusterer(reactor, cutoff=60)
+        clusterer = self.clusterer = SessionClusterer(reactor, cutoff=60)
+        site.add_observer(clusterer)
+        self.addCleanup(clusterer.flush)
+        if counting:
+            built_in = Counting(store)
+            site.add_observer(built_in)
+            clusterer.add_sink(built_in)
         site.resource = Mounted(root, {b"stats": StatsResource(store, site, clusterer, token)})
         self.store_ = store
         return site
@@ -248,13 +258,22 @@ class StatsTests(MetricaTestCase):
     @coroutine_test
     async def test_sessions_view(self) -> None:
         """
-        ``/stats/sessions`` shows live sessions and finished ones per period.
+        ``/stats/sessions`` shows live web sessions and visits, and the visits finished today
+        with their average length.
         """
-        site = await self.site()
+        site = await self.site(counting=True)
+        await fetch(site, "/")
         _, body = await fetch(site, "/stats/sessions")
+        self.assertEqual(body["active_clustered_sessions"], 1)
+        self.assertEqual(body["finished"]["today"], {"count": 0, "average_length": None})
+        await self.clusterer.flush()  # Both visits end (as at shutdown) and are counted.
+        await self.store_.flush()
+        _, body = await fetch(site, "/stats/sessions")
+        self.assertEqual(body["active_web_sessions"], 3)
         self.assertEqual(body["active_clustered_sessions"], 0)
         self.assertEqual(body["cutoff"], 60)
-        del site
+        for period in ("today", "this_month", "all_time"):
+            self.assertEqual(body["finished"][period], {"count": 2, "average_length": 0})
 
 
 def test_stats_mount_keeps_the_application() -> None:
@@ -271,4 +290,3 @@ def test_stats_mount_keeps_the_application() -> None:
     site = Site(Mounted(root, {b"stats": Resource()}), reactor=Clock())
     assert get(site, "/").body == b"home"
     assert get(site, "/page").body == b"page"
-    _ = UTC

@@ -148,10 +148,7 @@ class Metrica:
         axes = self._axes
         for key in axis_values:
             if key not in axes:
-                raise TypeError(
-                    f"metrica {self.name!r} has no axis {key!r}; its axes are "
-                    f"{', '.join(repr(n) for n, _ in self.axes) or 'none'}"
-                )
+                self.axis(key)  # Raises, naming the axis and the metrica's axes.
         kind = value.__class__
         # The exact-type test first: it is the hot path, and it lets no bool through.
         if (
@@ -174,6 +171,20 @@ class Metrica:
         self.store.writer.add(
             self, int(when // 3600), tuple(values), round(value * self.multiplier)
         )
+
+    def axis(self, name: str) -> Axis:
+        """
+        The axis called ``name``.
+
+        :raises TypeError: naming the axis and the metrica's axes, if it has no such axis.
+        """
+        axis = self._axes.get(name)
+        if axis is None:
+            raise TypeError(
+                f"metrica {self.name!r} has no axis {name!r}; its axes are "
+                f"{', '.join(repr(n) for n, _ in self.axes) or 'none'}"
+            )
+        return axis
 
     def _first_sight(self, name: str, axis: Axis, value: Any, when: float) -> Any:
         """
@@ -331,12 +342,7 @@ class Query:
         metrica = self.metrica
         current = dict(self.filters)
         for name, value in axis_values.items():
-            axis = metrica._axes.get(name)
-            if axis is None:
-                raise TypeError(
-                    f"metrica {metrica.name!r} has no axis {name!r}; its axes are "
-                    f"{', '.join(repr(n) for n, _ in metrica.axes) or 'none'}"
-                )
+            axis = metrica.axis(name)
             if value is not None:
                 axis.parts(name, value)  # Validates.
             current[name] = value
@@ -431,9 +437,7 @@ class Query:
                 (label, units, kicks)
                 for (label, _), (units, kicks) in zip(children, pairs, strict=True)
             ]
-        axis_object = self.metrica._axes.get(axis)
-        if axis_object is None:
-            raise TypeError(f"metrica {self.metrica.name!r} has no axis {axis!r}")
+        axis_object = self.metrica.axis(axis)
         values = await self._axis_values(axis, axis_object)
         labels = [label for label, _ in values]
         fields = [self._field(axis, part) for _, part in values]

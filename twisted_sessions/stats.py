@@ -32,7 +32,7 @@ from twisted.web.server import NOT_DONE_YET
 
 from .axis import HierarchicalAxis
 from .redis_link import RedisTimeout, RedisUnavailable
-from .timebuckets import Timespan, series
+from .timebuckets import Timespan
 
 if TYPE_CHECKING:
     from .clustering import SessionClusterer
@@ -155,16 +155,11 @@ def _timespan(params: dict[str, str]) -> Timespan:
 def _query(metrica: Metrica, params: dict[str, str]) -> Query:
     query = metrica.timespan(*_span_parts(_timespan(params)))
     filters: dict[str, Any] = {}
-    axes = dict(metrica.axes)
-    for key, value in params.items():
-        if key in RESERVED:
-            continue
-        axis = axes.get(key)
-        if axis is None:
-            known = ", ".join(axes) or "none"
-            raise StatsError(400, f"metrica {metrica.name!r} has no axis {key!r} (axes: {known})")
-        filters[key] = tuple(value.split("/")) if isinstance(axis, HierarchicalAxis) else value
     try:
+        for key, value in params.items():
+            if key not in RESERVED:
+                hierarchical = isinstance(metrica.axis(key), HierarchicalAxis)
+                filters[key] = tuple(value.split("/")) if hierarchical else value
         return query.filter(**filters)
     except (TypeError, ValueError) as error:
         raise StatsError(400, str(error)) from None
@@ -364,8 +359,11 @@ class _MetricaResource(Resource):
         params = _params(request)
         query = _query(self.metrica, params)
         by = params.get("by")
-        if by is not None and by not in dict(self.metrica.axes):
-            raise StatsError(400, f"metrica {self.metrica.name!r} has no axis {by!r} to iterate")
+        if by is not None:
+            try:
+                self.metrica.axis(by)
+            except TypeError as error:
+                raise StatsError(400, f"cannot iterate: {error}") from None
         if by is None and query.span.scale == "hour":
             raise StatsError(400, "an hour has no finer unit to iterate: give a larger timespan")
         counts = await query.iterate_counts(by)
@@ -395,8 +393,7 @@ class _MetricaResource(Resource):
         since, until = _moment(params, "since"), _moment(params, "until")
         if until < since:
             raise StatsError(400, "until is before since")
-        spans = series(since, until, scale) if _points(since, until, scale) <= MAX_POINTS else None
-        if spans is None:
+        if _points(since, until, scale) > MAX_POINTS:
             raise StatsError(400, f"too many points: at most {MAX_POINTS} per timeserie")
         query = _query(self.metrica, {k: v for k, v in params.items() if k not in RESERVED})
         points = await query.timeserie(since, until, scale)
