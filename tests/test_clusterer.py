@@ -321,6 +321,9 @@ def test_remembered_users_are_bounded() -> None:
         ({"cutoff": "1h"}, "cutoff"),
         ({"late": "drop"}, "late"),
         ({"remember_users": 0}, "remember_users"),
+        ({"max_events": 0}, "max_events"),
+        ({"max_events": 2.5}, "max_events"),
+        ({"max_open": True}, "max_open"),
     ],
 )
 def test_bad_settings_are_named(settings_: dict[str, Any], message: str) -> None:
@@ -393,3 +396,88 @@ def test_streaming_loop_names_bad_timestamps(timestamp: Any) -> None:
     """
     with pytest.raises((TypeError, ValueError), match="timestamp"):
         list(cluster([("u", 1.0, 1), ("u", timestamp, 2)]))
+
+
+def run_bounded(
+    stream: list[tuple[Any, float, int]], late: str, **bounds: int
+) -> tuple[list[Session], Cache]:
+    cache = Cache(cutoff=CUTOFF, late=late, **bounds)  # type: ignore[arg-type]
+    sessions = list(cache.run(stream))
+    return sessions + cache.finish_all(), cache
+
+
+@settings(max_examples=200, deadline=None)
+@given(in_order_streams(), st.integers(min_value=1, max_value=4))
+def test_max_events_keeps_the_first_events_and_counts_all(
+    stream: list[tuple[Any, float, int]], max_events: int
+) -> None:
+    """
+    With ``max_events`` the sessions are the same visits (user, start, end, count, order),
+    each keeping the first ``max_events`` events' data.
+    """
+    unbounded = list(cluster(stream, cutoff=CUTOFF))
+    bounded, _ = run_bounded(stream, "reject", max_events=max_events)
+    assert [(s.user, s.start, s.end, s.event_count, s.user_index) for s in bounded] == [
+        (s.user, s.start, s.end, s.event_count, s.user_index) for s in unbounded
+    ]
+    for short, full in zip(bounded, unbounded, strict=True):
+        assert short.events == full.events[:max_events]
+        assert short.untracked == max(len(full.events) - max_events, 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(jittered_streams(), st.integers(min_value=1, max_value=3))
+def test_max_events_with_late_events_loses_no_count(
+    stream: list[tuple[Any, float, int]], max_events: int
+) -> None:
+    """
+    Late events placed into full sessions are counted, and move the session's start.
+    """
+    timestamps = {number: timestamp for _, timestamp, number in stream}
+    unbounded = list(cluster(stream, cutoff=CUTOFF, late="place"))
+    bounded, _ = run_bounded(stream, "place", max_events=max_events)
+    assert [(s.user, s.start, s.end, s.event_count) for s in bounded] == [
+        (s.user, s.start, s.end, s.event_count) for s in unbounded
+    ]
+    for session in bounded:
+        assert len(session.events) <= max_events
+        times = [timestamps[n] for n in session.events]
+        assert times == sorted(times)
+
+
+@settings(max_examples=200, deadline=None)
+@given(jittered_streams(), st.integers(min_value=1, max_value=3))
+def test_max_open_bounds_open_sessions_and_loses_no_event(
+    stream: list[tuple[Any, float, int]], max_open: int
+) -> None:
+    """
+    With ``max_open`` no more sessions are ever open than the bound; an evicted session is
+    handed out at once, and every event is still in exactly one session.
+    """
+    cache = Cache(cutoff=CUTOFF, late="place", max_open=max_open)
+    sessions: list[Session] = []
+    for user, timestamp, number in stream:
+        sessions += cache.process(user, timestamp, number)
+        assert len(cache) <= max_open
+    sessions += cache.finish_all()
+    assert sorted(n for s in sessions for n in s.events) == [n for _, _, n in stream]
+    if len({(type(u), u) for u, _, _ in stream}) <= max_open:
+        assert cache.evicted == 0
+
+
+def test_max_open_ends_the_session_that_would_end_first() -> None:
+    """
+    At the bound, a new user's session ends the open session with the oldest last event,
+    at once, and counts it.
+    """
+    cache = Cache(cutoff=100, max_open=2)
+    cache.process("a", 0, "a1")
+    cache.process("b", 1, "b1")
+    cache.process("a", 2, "a2")
+    ended = cache.process("c", 3, "c1")
+    assert [(s.user, s.events) for s in ended] == [("b", ["b1"])]
+    assert cache.evicted == 1
+    assert [(s.user, s.events) for s in cache.finish_all()] == [
+        ("a", ["a1", "a2"]),
+        ("c", ["c1"]),
+    ]

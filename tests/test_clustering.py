@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.task import Clock
+from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 from twisted.web.static import Data
@@ -28,7 +29,7 @@ class Logout(Resource):
         return b"bye"
 
 
-def make(cutoff: float = 600) -> tuple[Site, SessionClusterer, list[Session], Clock]:
+def make(cutoff: float = 600, **bounds: int) -> tuple[Site, SessionClusterer, list[Session], Clock]:
     clock = Clock()
     clock.advance(1_000_000)
     root = Resource()
@@ -36,7 +37,7 @@ def make(cutoff: float = 600) -> tuple[Site, SessionClusterer, list[Session], Cl
     root.putChild(b"page", Data(b"page", "text/plain"))
     root.putChild(b"logout", Logout())
     site = Site(root, reactor=clock, session_timeout=300)
-    clusterer = SessionClusterer(clock, cutoff=cutoff)
+    clusterer = SessionClusterer(clock, cutoff=cutoff, **bounds)
     site.add_observer(clusterer)
     finished: list[Session] = []
     clusterer.add_sink(finished.append)
@@ -148,3 +149,39 @@ class ClusteringTests(SynchronousTestCase):
         _, clusterer, _, _ = make()
         for interface in (IRequestObserver, ISessionObserver, IFlushable):
             self.assertTrue(verifyObject(interface, clusterer))
+
+    def test_open_sessions_are_bounded(self) -> None:
+        """
+        Past ``max_open`` open visits (a flood of cookieless clients), the visit that would end
+        first is delivered at once, counted, and warned about once a minute, not per request.
+        """
+        site, clusterer, finished, clock = make(max_open=2)
+        warnings: list[dict[str, Any]] = []
+        observer = warnings.append
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        for _ in range(5):
+            Browser(site).get("/")
+            clock.advance(1)
+        self.assertEqual(clusterer.active_count, 2)
+        self.assertEqual((clusterer.evicted_count, len(finished)), (3, 3))
+        self.assertEqual([s.start for s in finished], [1_000_000, 1_000_001, 1_000_002])
+        evicted = [w for w in warnings if "end early" in w.get("log_format", "")]
+        self.assertEqual(len(evicted), 1)
+        self.assertEqual(evicted[0]["evicted"], 1)
+
+    def test_a_hammering_visitor_keeps_bounded_events(self) -> None:
+        """
+        One visitor's many requests within the cutoff are one visit whose count, start and end
+        are exact, keeping only its first ``max_events`` requests.
+        """
+        site, clusterer, finished, clock = make(max_events=3)
+        browser = Browser(site)
+        for number in range(10):
+            browser.get(f"/page/{number}")
+            clock.advance(1)
+        self.successResultOf(clusterer.flush())
+        [visit] = finished
+        self.assertEqual(visit.event_count, 10)
+        self.assertEqual([e.path for e in visit.events], ["/page/0", "/page/1", "/page/2"])
+        self.assertEqual(visit.duration, 9)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from twisted.internet.task import Clock
@@ -12,6 +13,7 @@ from twisted.python import usage
 from twisted.web.resource import IResource
 
 from twisted_sessions.cookies import CookiePolicy
+from twisted_sessions.events import RequestEvent
 from twisted_sessions.redis_address import RedisAddress
 from twisted_sessions.tap import Options, build_server
 
@@ -80,6 +82,8 @@ def test_all_options_convert() -> None:
         (["--session-hook", "examples.nothing.here"], "--session-hook"),
         (["--session-hook", "examples.counter.resource"], "--session-hook"),
         (["--max-sessions", "0"], "--max-sessions"),
+        (["--max-clustered-sessions", "-1"], "--max-clustered-sessions"),
+        (["--max-session-events", "many"], "--max-session-events"),
         (["--max-sessions", "1e3"], "--max-sessions"),
         (["--shutdown-timeout", "nan"], "--shutdown-timeout"),
         (["--redis", "http://localhost"], "--redis"),
@@ -112,6 +116,25 @@ def test_cutoff_and_hook_reach_the_clusterer() -> None:
     assert server.counters is not None
     assert server.flushables == [server.clusterer, server.counters.writer]
     assert options["hook"].__name__ == "print_visit"
+
+
+def test_clustered_session_bounds_reach_the_clusterer() -> None:
+    """
+    ``--max-clustered-sessions`` and ``--max-session-events`` bound the clusterer's memory.
+    """
+    options = parse("--max-clustered-sessions", "5", "--max-session-events", "2")
+    clusterer = build_server(Clock(), options).clusterer
+    assert clusterer is not None
+    visits: list[Any] = []
+    clusterer.add_sink(visits.append)
+    for user in "aaabcdef":
+        clusterer.request_finished(request_event(user))
+    assert (clusterer.active_count, clusterer.evicted_count) == (5, 1)
+    assert [(v.user, len(v.events), v.event_count) for v in visits] == [("a", 2, 3)]
+
+
+def request_event(user: str) -> RequestEvent:
+    return RequestEvent(user, 1_000.0, "GET", "/", 200, 0.001, "key", False, "/")
 
 
 def test_build_server_wires_the_options() -> None:

@@ -32,6 +32,11 @@ Rules, all tested:
   ended) it forms a session of its own, handed out at once. ``Cache.late_events`` counts them;
   a session whose last event came late ends after any in-order session ending at the same time.
   Placing costs some speed: the open sessions keep their events' timestamps.
+- Bounds, for a long-running server (off by default, as a batch wants every event):
+  ``max_events`` keeps at most that many events' data per session (the first ones, in
+  timestamp order when they were kept); later events still extend the session and count in
+  :attr:`Session.event_count`. ``max_open`` caps the open sessions: a new one beyond it ends
+  the session that would end first, at once, and :attr:`Cache.evicted` counts those.
 - :meth:`Cache.process` returns a list, so an event is processed whether or not the caller
   looks at the result (mw.lib.sessions returns a generator that does nothing until iterated).
 """
@@ -76,12 +81,14 @@ class Session:
     :ivar end: timestamp of the last event.
     :ivar user_index: the user's session index: 0 for the user's first session the clusterer
         saw, then 1, 2, ...
+    :ivar untracked: how many of its events were counted but not kept (the cache's
+        ``max_events`` bound); 0 unless bounded.
 
     While the session is open it also keeps its events' timestamps, to place late events;
     they are dropped when it ends.
     """
 
-    __slots__ = ("_seq", "_times", "end", "events", "start", "user", "user_index")
+    __slots__ = ("_seq", "_times", "end", "events", "start", "untracked", "user", "user_index")
     _fields = ("user", "events")
     __hash__ = None  # type: ignore[assignment]  # Like a namedtuple holding a list.
 
@@ -98,6 +105,7 @@ class Session:
         self.start = start
         self.end = end
         self.user_index = user_index
+        self.untracked = 0
         self._seq = 0
         self._times: list[float] | None = None
 
@@ -111,9 +119,9 @@ class Session:
     @property
     def event_count(self) -> int:
         """
-        How many events the session holds.
+        How many events the session had: those kept in ``events`` and the ``untracked`` ones.
         """
-        return len(self.events)
+        return len(self.events) + self.untracked
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.user, self.events))
@@ -137,18 +145,39 @@ class Session:
 
     def _copy(self) -> Session:
         copy = Session(self.user, list(self.events), self.start, self.end, self.user_index)
+        copy.untracked = self.untracked
         return copy
 
-    def _insert(self, timestamp: float, data: Any) -> None:
+    def _insert(self, timestamp: float, data: Any, max_events: int) -> None:
         """
-        Place a late event (older than the last one), after any of the same timestamp.
+        Place a late event (older than the last one), after any of the same timestamp; only
+        count it if the session already keeps ``max_events``.
         """
         times = self._times
         assert times is not None, "only open sessions take late events"
-        at = bisect_right(times, timestamp)
-        times.insert(at, timestamp)
-        self.events.insert(at, data)
-        self.start = times[0]
+        if len(times) < max_events:
+            at = bisect_right(times, timestamp)
+            times.insert(at, timestamp)
+            self.events.insert(at, data)
+        else:
+            self.untracked += 1
+        if timestamp < self.start:
+            self.start = timestamp
+
+    def _append(self, timestamp: float, data: Any, max_events: int) -> None:
+        """
+        Add an event that is the session's newest; only count it if the session already keeps
+        ``max_events``.
+        """
+        events = self.events
+        if len(events) < max_events:
+            events.append(data)
+            times = self._times
+            if times is not None:
+                times.append(timestamp)
+        else:
+            self.untracked += 1
+        self.end = timestamp
 
 
 #: What process() returns when no session ended: shared, never mutated.
@@ -175,7 +204,10 @@ class Cache:
     :param remember_users: how many users' session counts to remember for
         :attr:`Session.user_index` (least recently active forgotten first); ``None`` remembers
         all, which suits a batch; a long-running server should bound it.
+    :param max_events: the most events' data kept per session, or ``None`` for all.
+    :param max_open: the most open sessions, or ``None`` for no limit.
     :ivar late_events: how many late events were processed.
+    :ivar evicted: how many sessions ``max_open`` ended early.
 
     How it is fast: with timestamps in order, the session whose last event is oldest is the
     one that ends next, so open sessions are kept in an ``OrderedDict`` in the order of their
@@ -189,6 +221,8 @@ class Cache:
         cutoff: float = CUTOFF,
         late: LatePolicy = "reject",
         remember_users: int | None = None,
+        max_events: int | None = None,
+        max_open: int | None = None,
     ) -> None:
         if isinstance(cutoff, bool) or not isinstance(cutoff, int | float) or not cutoff > 0:
             raise ValueError(f"cutoff must be a positive number of seconds, not {cutoff!r}")
@@ -196,6 +230,15 @@ class Cache:
             raise ValueError(f"late must be one of {', '.join(LATE_POLICIES)}, not {late!r}")
         if remember_users is not None and remember_users < 1:
             raise ValueError(f"remember_users must be positive or None, not {remember_users!r}")
+        for name, bound in (("max_events", max_events), ("max_open", max_open)):
+            if bound is not None and (
+                isinstance(bound, bool) or not isinstance(bound, int) or bound < 1
+            ):
+                raise ValueError(f"{name} must be a positive integer or None, not {bound!r}")
+        self.max_events = max_events
+        self.max_open = max_open
+        # Compared on every event: a number, whether bounded or not.
+        self._max_events = sys.maxsize if max_events is None else max_events
         self.cutoff = cutoff
         self.late = late
         self._remember = remember_users
@@ -216,6 +259,7 @@ class Cache:
         # No session can end before this time, so the expiry pass is skipped until then.
         self._next_check = inf
         self.late_events = 0
+        self.evicted = 0
 
     def __repr__(self) -> str:
         return f"Cache(cutoff={self.cutoff!r}, late={self.late!r})"
@@ -264,13 +308,29 @@ class Cache:
                     f"already processed ({self._clock!r})"
                 )
             self.late_events += 1
-            return self._place_late(user, ts, data)
-        self._clock = ts
-        ended: Sequence[Session] = _NOTHING
-        if ts >= self._next_check:
-            ended = self._expire(ts)
-        self._add(user, ts, data)
+            ended: Sequence[Session] = self._place_late(user, ts, data)
+        else:
+            self._clock = ts
+            ended = _NOTHING
+            if ts >= self._next_check:
+                ended = self._expire(ts)
+            self._add(user, ts, data)
+        max_open = self.max_open
+        if max_open is not None and len(self._active) + len(self._late) > max_open:
+            ended = [*ended, self._evict()]
         return ended
+
+    def _evict(self) -> Session:
+        """
+        End the open session that would end first, now: ``max_open`` is exceeded.
+        """
+        first = self._first()
+        assert first is not None, "only called with sessions open"
+        if self._active.pop(first.user, None) is None:
+            del self._late[first.user]
+        first._times = None
+        self.evicted += 1
+        return first
 
     def run(self, user_events: Iterable[tuple[Hashable, Any, Any]]) -> Iterator[Session]:
         """
@@ -286,6 +346,10 @@ class Cache:
         move_to_end, process, expire = active.move_to_end, self.process, self._expire
         new_session, keep_times = Session.__new__, self._keep_times
         unbounded = self._remember is None
+        if self.max_events is not None or self.max_open is not None:
+            # Bounded: every event takes process(), where the bounds are kept.
+            yield from self._run_slow(user_events)
+            return
         clock, next_check = self._clock, self._next_check
         try:
             for user, timestamp, data in user_events:
@@ -314,7 +378,7 @@ class Cache:
                         session.user, session.events, session.user_index = user, [data], index
                         session.start = session.end = ts
                         session._times = [ts] if keep_times else None
-                        session._seq = 0
+                        session._seq = session.untracked = 0
                         if next_check == inf:
                             next_check = _check_time(ts, cutoff)
                         continue
@@ -325,6 +389,13 @@ class Cache:
                     yield from ended
         finally:
             self._clock, self._next_check = clock, next_check
+
+    def _run_slow(self, user_events: Iterable[tuple[Hashable, Any, Any]]) -> Iterator[Session]:
+        process = self.process
+        for user, timestamp, data in user_events:
+            ended = process(user, timestamp, data)
+            if ended:
+                yield from ended
 
     def _add(self, user: Hashable, ts: float, data: Any) -> None:
         """
@@ -344,9 +415,15 @@ class Cache:
             if self._next_check == inf:
                 self._next_check = _check_time(ts, self.cutoff)
         else:
-            if self._keep_times:
-                session._times.append(ts)  # type: ignore[union-attr]
-            session.events.append(data)
+            # Session._append, inlined: this runs for every request of the server.
+            events = session.events
+            if len(events) < self._max_events:
+                events.append(data)
+                times = session._times
+                if times is not None:
+                    times.append(ts)
+            else:
+                session.untracked += 1
             session.end = ts
             active.move_to_end(user)
 
@@ -368,12 +445,10 @@ class Cache:
             session._times = [ts]
             self._reorder_late(user, session)
         elif ts >= session.end:
-            session._times.append(ts)  # type: ignore[union-attr]
-            session.events.append(data)
-            session.end = ts
+            session._append(ts, data, self._max_events)
             self._reorder_late(user, session)
         elif ts - session.start > -self.cutoff:
-            session._insert(ts, data)
+            session._insert(ts, data, self._max_events)
         else:
             # Too early for the open session: that earlier session already ended.
             return [Session(user, [data], ts, ts, self._next_index(user))]

@@ -26,6 +26,14 @@ if TYPE_CHECKING:
 
 #: How many users' session counts (for ``Session.user_index``) a server remembers by default.
 DEFAULT_REMEMBERED_USERS = 1_000_000
+#: How many clustered sessions a server keeps open by default (at ~0.5 kB each with a few
+#: events: see docs/benchmarks.md); beyond it the one that would end first ends early.
+DEFAULT_MAX_OPEN = 100_000
+#: How many events (RequestEvents) a server keeps per clustered session by default: a visit's
+#: first requests; the rest are counted (``Session.event_count``), not kept.
+DEFAULT_MAX_EVENTS = 100
+#: Seconds between two warnings about sessions ended early by the bound.
+_WARNING_INTERVAL = 60
 
 
 @implementer(IClusteredSessionSink)
@@ -53,6 +61,10 @@ class SessionClusterer:
     :param clock: the reactor clock.
     :param cutoff: seconds without a request that end a clustered session.
     :param remember_users: how many users' session counts to keep for ``Session.user_index``.
+    :param max_open: the most open clustered sessions; beyond it, the one that would end first
+        ends at once (delivered as usual, counted in ``evicted_count``, warned about).
+    :param max_events: the most events kept per clustered session (``None``: all); the count,
+        start and end of a session are exact whatever this bound.
     """
 
     _log = Logger()
@@ -62,9 +74,18 @@ class SessionClusterer:
         clock: IReactorTime,
         cutoff: float = CUTOFF,
         remember_users: int = DEFAULT_REMEMBERED_USERS,
+        max_open: int | None = DEFAULT_MAX_OPEN,
+        max_events: int | None = DEFAULT_MAX_EVENTS,
     ) -> None:
         self._clock = clock
-        self._cache = Cache(cutoff, late="place", remember_users=remember_users)
+        self._cache = Cache(
+            cutoff,
+            late="place",
+            remember_users=remember_users,
+            max_events=max_events,
+            max_open=max_open,
+        )
+        self._last_warning = -float(_WARNING_INTERVAL)
         self._sinks: list[IClusteredSessionSink] = []
         self._timer: IDelayedCall | None = None
         self.finished_count = 0
@@ -75,6 +96,13 @@ class SessionClusterer:
         Seconds without a request that end a clustered session.
         """
         return self._cache.cutoff
+
+    @property
+    def evicted_count(self) -> int:
+        """
+        How many clustered sessions ended early because ``max_open`` were open.
+        """
+        return self._cache.evicted
 
     @property
     def active_count(self) -> int:
@@ -108,12 +136,27 @@ class SessionClusterer:
         Add a finished request to its user's session.
         """
         cache = self._cache
-        late_before = cache.late_events
-        self._deliver(cache.process(event.user, event.timestamp, event))
+        late_before, evicted_before = cache.late_events, cache.evicted
+        ended = cache.process(event.user, event.timestamp, event)
+        if ended:
+            if cache.evicted != evicted_before:
+                self._warn_evicted()
+            self._deliver(ended)
         # In-order events only ever make the first expiry later: the timer, if set, fires
         # early at worst and reschedules itself. A late event may make it earlier.
         if self._timer is None or cache.late_events != late_before:
             self._schedule()
+
+    def _warn_evicted(self) -> None:
+        now = self._clock.seconds()
+        if now - self._last_warning >= _WARNING_INTERVAL:
+            self._last_warning = now
+            self._log.warn(
+                "{max_open} clustered sessions open: the ones that would end first end early "
+                "({evicted} so far); raise --max-clustered-sessions if memory allows",
+                max_open=self._cache.max_open,
+                evicted=self._cache.evicted,
+            )
 
     def session_ended(self, summary: SessionSummary) -> None:
         """

@@ -277,6 +277,9 @@ class StatsResource(Resource):
                 "clustered_sessions": (
                     self.clusterer.active_count if self.clusterer is not None else None
                 ),
+                "clustered_sessions_evicted": (
+                    self.clusterer.evicted_count if self.clusterer is not None else None
+                ),
                 "writer_backlog": writer.backlog,
                 "dropped_kicks": writer.dropped,
                 "redis_reachable": link.connected,

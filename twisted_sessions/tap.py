@@ -19,7 +19,7 @@ from twisted.web.resource import IResource
 
 from .builtin import Counting
 from .clusterer import Session
-from .clustering import SessionClusterer
+from .clustering import DEFAULT_MAX_EVENTS, DEFAULT_MAX_OPEN, SessionClusterer
 from .cookies import CookiePolicy
 from .embedded_redis import EmbeddedRedis, RedisServerNotFound, find_redis_server
 from .landing import LandingPage
@@ -85,6 +85,18 @@ class Options(usage.Options):
             "A callable (package.module.attribute) called with every finished clustered session.",
         ],
         ["max-sessions", None, str(DEFAULT_MAX_SESSIONS), "Most live sessions kept in memory."],
+        [
+            "max-clustered-sessions",
+            None,
+            str(DEFAULT_MAX_OPEN),
+            "Most open clustered sessions kept in memory (the first to end ends early).",
+        ],
+        [
+            "max-session-events",
+            None,
+            str(DEFAULT_MAX_EVENTS),
+            "Most requests kept per clustered session for hooks (all are counted).",
+        ],
         ["session-cookie", None, "TWISTED_SESSION", "Name of the session cookie."],
         ["visitor-cookie", None, "TWISTED_VISITOR", "Name of the persistent visitor cookie."],
         [
@@ -124,7 +136,8 @@ class Options(usage.Options):
             self[option] = _positive_seconds(option, self[option])
         if self["max-session-age"] is not None:
             self["max-session-age"] = _positive_seconds("max-session-age", self["max-session-age"])
-        self["max-sessions"] = _positive_int("max-sessions", self["max-sessions"])
+        for option in ("max-sessions", "max-clustered-sessions", "max-session-events"):
+            self[option] = _positive_int(option, self[option])
         try:
             self["cookies"] = CookiePolicy(
                 session_cookie=self["session-cookie"],
@@ -247,7 +260,12 @@ def build_server(reactor: Any, options: Options) -> SessionServer:
         cookies=options["cookies"],
         access_log=bool(options["access-log"]),
     )
-    clusterer = SessionClusterer(reactor, cutoff=options["cutoff"])
+    clusterer = SessionClusterer(
+        reactor,
+        cutoff=options["cutoff"],
+        max_open=options["max-clustered-sessions"],
+        max_events=options["max-session-events"],
+    )
     if options.get("hook") is not None:
         clusterer.add_sink(options["hook"])
     site.add_observer(clusterer)

@@ -1,0 +1,136 @@
+"""
+CPU microseconds per request, in process, of bare twisted.web and of our Site with each part of
+the pipeline added in turn; the same request bytes through the same HTTP machinery.
+
+    .venv/bin/python -m bench.request_cost [--requests 20000] [--rounds 15]
+
+The wrk benchmark (``bench.http_throughput``) measures what a user sees, but on this shared
+two-core machine its rounds move by ±15%: too coarse to tell which part of the pipeline costs
+what. Here every request goes through a real ``HTTPChannel`` on an in-memory transport, no
+sockets, so the difference between two servers is only their Python work per request:
+
+- ``bare``: stock ``twisted.web.server.Site`` (the baseline);
+- ``tracking``: our Site, web session and visitor, no observer;
+- ``clusterer``: plus the ``SessionClusterer``;
+- ``pipeline``: plus the built-in ``requests`` metrica kicked per request into the
+  ``CounterWriter`` (``twistd -n sessions`` as wired by ``tap.build_server``, minus the socket).
+
+Each configuration is timed ``--rounds`` times, interleaved. The fastest round is reported
+(on a shared machine, noise only ever adds time; the median is printed too), and the ratio
+``bare / configuration`` is the throughput a CPU-bound server keeps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from tempfile import mkdtemp
+from typing import Any
+
+from twisted.internet.testing import StringTransport
+from twisted.web import server
+
+from bench.pages import QuietSite, make_page
+from twisted_sessions.tap import Options, build_server, tune_garbage_collector
+
+
+def returning_request(cookie: bytes) -> bytes:
+    """
+    The request wrk sends for a returning visitor.
+    """
+    return b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nCookie: " + cookie + b"\r\n\r\n"
+
+
+def drive(site: server.Site, request: bytes, count: int) -> float:
+    """
+    CPU seconds to serve ``count`` requests on one keep-alive connection.
+    """
+    channel = site.buildProtocol(None)
+    assert channel is not None
+    transport = StringTransport()
+    channel.makeConnection(transport)
+    started = time.process_time()
+    for _ in range(count):
+        channel.dataReceived(request)
+        transport.clear()
+    elapsed = time.process_time() - started
+    channel.connectionLost(None)  # type: ignore[arg-type]
+    return elapsed
+
+
+def our_site(reactor: Any, data_dir: Path, extra: list[str]) -> server.Site:
+    options = Options()
+    options.parseOptions(
+        ["--redis", "unix:/nonexistent/redis.sock", "--data-dir", str(data_dir), *extra]
+    )
+    options["resource"] = make_page()
+    site = build_server(reactor, options).site
+    return site  # type: ignore[no-any-return]
+
+
+def cookie_of(site: server.Site) -> bytes:
+    channel = site.buildProtocol(None)
+    transport = StringTransport()
+    channel.makeConnection(transport)
+    channel.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    lines = transport.value().split(b"\r\n")
+    pairs = [ln.split(b": ", 1)[1].split(b";", 1)[0] for ln in lines if ln.startswith(b"Set-C")]
+    return b"; ".join(pairs)
+
+
+def configurations(reactor: Any, data_dir: Path) -> dict[str, Callable[[], server.Site]]:
+    """
+    How to build each server measured, on ``reactor`` (which need not be running).
+    """
+
+    def tracking() -> server.Site:
+        site = our_site(reactor, data_dir, ["--no-count-requests", "--no-count-sessions"])
+        site.observers._request_observers.clear()  # type: ignore[attr-defined]
+        return site
+
+    return {
+        "bare": lambda: QuietSite(make_page()),
+        "tracking": tracking,
+        "clusterer": lambda: our_site(
+            reactor, data_dir, ["--no-count-requests", "--no-count-sessions"]
+        ),
+        "pipeline": lambda: our_site(reactor, data_dir, []),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args()
+    # The composition root: the real reactor (its timers are what a server pays for), never
+    # run: nothing here needs the network, and the writer never flushes.
+    from twisted.internet import reactor
+
+    tune_garbage_collector()
+    data_dir = Path(mkdtemp(prefix="ts-bench-"))
+    sites = {name: make() for name, make in configurations(reactor, data_dir).items()}
+    requests = {
+        name: returning_request(cookie_of(site)) if name != "bare" else returning_request(b"")
+        for name, site in sites.items()
+    }
+    timings: dict[str, list[float]] = {name: [] for name in sites}
+    for _ in range(args.rounds):
+        for name, site in sites.items():
+            gc.collect()
+            elapsed = drive(site, requests[name], args.requests)
+            timings[name].append(elapsed / args.requests * 1e6)
+    base = min(timings["bare"])
+    print(f"{'configuration':<12} {'us/request':>10} {'+us':>6} {'bare/this':>9} {'median':>7}")
+    for name, values in timings.items():
+        cost = min(values)
+        median = statistics.median(values)
+        print(f"{name:<12} {cost:10.1f} {cost - base:6.1f} {base / cost:9.2f} {median:7.1f}")
+
+
+if __name__ == "__main__":
+    main()
