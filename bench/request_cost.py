@@ -89,7 +89,8 @@ def configurations(reactor: Any, data_dir: Path) -> dict[str, Callable[[], serve
 
     def tracking() -> server.Site:
         site = our_site(reactor, data_dir, ["--no-count-requests", "--no-count-sessions"])
-        site.observers._request_observers.clear()  # type: ignore[attr-defined]
+        for observer in site.observers.request_observers:  # type: ignore[attr-defined]
+            site.remove_observer(observer)  # type: ignore[attr-defined]
         return site
 
     return {

@@ -202,6 +202,31 @@ class AxisTests(MetricaTestCase):
         self.assertEqual(await metrica.total(), 5)
 
     @coroutine_test
+    async def test_kick_row_counts_as_kick_at(self) -> None:
+        """
+        A row in axis order (None: not given) counts exactly as the same kick by keywords,
+        stored-axis overflow included, and is checked the same way.
+        """
+        store = await self.store()
+        axes = [("ua", StoredChoiceAxis(cap=1)), ("gender", Axis(["boy", "girl"]))]
+        by_row = Metrica("by_row", axes=axes, store=store)
+        by_name = Metrica("by_name", axes=axes, store=store)
+        when = datetime(2026, 11, 21, 10, tzinfo=UTC).timestamp()
+        for ua, gender in [("a", "boy"), ("b", "girl"), ("a", None)]:
+            by_row.kick_row(when, 2, (ua, gender))
+            by_name.kick_at(when, 2, ua=ua, **({"gender": gender} if gender else {}))
+        with self.assertRaisesRegex(ValueError, "'other' is not a choice of axis 'gender'"):
+            by_row.kick_row(when, 1, ("a", "other"))
+        with self.assertRaisesRegex(TypeError, "2 axes, a row of 1 values"):
+            by_row.kick_row(when, 1, ("a",))
+        await store.flush()
+        for metrica in (by_row, by_name):
+            # Both values were first seen at the same time: no order between them to check.
+            self.assertEqual(sorted(await metrica.iterate("ua")), sorted([("a", 4), (OVERFLOW, 2)]))
+            self.assertEqual(await metrica.iterate("gender"), [("boy", 2), ("girl", 2)])
+            self.assertEqual(metrica.overflowed, {"ua": 1})
+
+    @coroutine_test
     async def test_hostile_values_cannot_collide(self) -> None:
         """
         Values full of separators and unicode are counted apart and never touch another

@@ -123,6 +123,26 @@ class InactivityTimeoutTests(SynchronousTestCase):
         clock.advance(10)
         self.assertEqual(len(site.sessions), 0)
 
+    def test_shortened_timeout_of_a_live_session_applies_from_its_next_request(self) -> None:
+        """
+        An application may shorten one session's timeout (say, for a sensitive page): from its
+        next request on the session ends that much after its last request, not at the deadline
+        it had before.
+        """
+        clock = clock_at()
+        site = Site(page(), reactor=clock)
+        browser = Browser(site)
+        browser.get("/")
+        session = next(iter(site.sessions.values()))
+        session.sessionTimeout = 30
+        clock.advance(10)
+        browser.get("/")
+        self.assertEqual(session.expires_at, 1_000_040.0)
+        clock.advance(29.9)
+        self.assertFalse(session.ended)
+        clock.advance(0.1)
+        self.assertTrue(session.ended)
+
     def test_default_timeout_is_fifteen_minutes(self) -> None:
         """
         Without any setting a session lives 900 s without requests.

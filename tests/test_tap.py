@@ -153,6 +153,33 @@ def test_build_server_wires_the_options() -> None:
     assert server.site.reactor is clock
 
 
+def test_stats_tree_is_mounted_where_asked(tmp_path: Path) -> None:
+    """
+    ``--stats-path`` moves the stats tree in front of the application, ``--no-stats`` removes
+    it; the application's own pages are served either way.
+    """
+    from .http import get
+
+    def served(*argv: str) -> dict[str, tuple[int, bytes]]:
+        options = parse("--app", "examples.counter.resource", *argv)
+        site = build_server(Clock(), options).site
+        return {
+            path: (r.status, r.body)
+            for path in ("/", "/stats", "/numbers")
+            for r in [get(site, path)]
+        }
+
+    default = served()
+    assert default["/stats"][0] == 200 and b'"metricas"' in default["/stats"][1]
+    assert b"Visit #1" in default["/"][1]
+    moved = served("--stats-path", "numbers")
+    assert moved["/numbers"][0] == 200
+    assert b'"self": "/numbers/metricas/requests"' in moved["/numbers"][1]
+    assert moved["/stats"] == default["/"] == moved["/"]
+    hidden = served("--no-stats")
+    assert hidden["/stats"] == hidden["/numbers"] == default["/"]
+
+
 def test_stats_options(tmp_path: Path) -> None:
     """
     The stats token comes from a file (never the command line) and must be a real token; the

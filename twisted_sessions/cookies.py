@@ -89,6 +89,24 @@ class CookiePolicy:
         """
         return self._visitor_name is not None
 
+    def read_ids(self, request: Request) -> tuple[bytes | None, str | None]:
+        """
+        The session id and the visitor id the client sent, each if it has the shape of one
+        the server issues: :meth:`read_session_id` and :meth:`read_visitor_id` in one call,
+        for the request path.
+        """
+        received = request.received_cookies
+        session_id = received.get(self._session_name)
+        if session_id is not None and not _SESSION_ID.fullmatch(session_id):
+            session_id = None
+        visitor_name = self._visitor_name
+        if visitor_name is None:
+            return session_id, None
+        visitor_id = received.get(visitor_name)
+        if visitor_id is None or not _VISITOR_ID.fullmatch(visitor_id):
+            return session_id, None
+        return session_id, visitor_id.decode("ascii")
+
     def read_session_id(self, request: Request) -> bytes | None:
         """
         The session id the client sent, if it has the shape of one the server issues.

@@ -79,6 +79,10 @@ class CounterStore:
         return self.writer.flush()
 
 
+#: How many distinct valid rows a metrica remembers, to skip checking them again.
+_REMEMBERED_ROWS = 10_000
+
+
 class Metrica:
     """
     A counter over time and axes: kick it, then query totals and breakdowns.
@@ -118,6 +122,8 @@ class Metrica:
         self._seen: dict[str, set[Any]] = {n: set() for n, axis in axes if axis.stored}
         #: Per stored axis: kicks whose new value was counted under OVERFLOW.
         self.overflowed: dict[str, int] = {n: 0 for n in self._seen}
+        # Rows kick_row has checked already: the usual kick is one set lookup.
+        self._valid_rows: set[tuple[Any, ...]] = set()
         store.register(self)
 
     def __repr__(self) -> str:
@@ -149,6 +155,16 @@ class Metrica:
         for key in axis_values:
             if key not in axes:
                 self.axis(key)  # Raises, naming the axis and the metrica's axes.
+        self.kick_row(when, value, tuple([axis_values.get(name) for name in axes]))
+
+    def kick_row(self, when: float, value: float, row: tuple[Any, ...]) -> None:
+        """
+        :meth:`kick_at` with the axis values as a tuple in the order of :attr:`axes` (``None``
+        for an axis not given): for callers that kick on every request (the built-in
+        counting), sparing the keyword dictionary. Values are checked as :meth:`kick_at` does.
+
+        :raises TypeError: a row of the wrong length, or a value that is no number.
+        """
         kind = value.__class__
         # The exact-type test first: it is the hot path, and it lets no bool through.
         if (
@@ -157,20 +173,40 @@ class Metrica:
             and (isinstance(value, bool) or not isinstance(value, int | float))
         ):
             raise TypeError(f"value must be a number, not {value!r}")
-        # The hot path: one lookup per axis; encoding waits for the flush.
-        values = []
-        for name, axis in self.axes:
-            value_of_axis = axis_values.get(name)
+        try:
+            known = row in self._valid_rows
+        except TypeError:  # An unhashable value: _check_row names it.
+            known = False
+        if not known:
+            row = self._check_row(row, when)
+        self.store.writer.add(self, int(when // 3600), row, round(value * self.multiplier))
+
+    def _check_row(self, row: tuple[Any, ...], when: float) -> tuple[Any, ...]:
+        """
+        Check a row not known to be valid, and record new stored-axis values: the row to
+        count (a new value past a stored axis's cap becomes OVERFLOW).
+        """
+        axes = self.axes
+        if len(row) != len(axes):
+            raise TypeError(
+                f"metrica {self.name!r} has {len(axes)} axes, a row of {len(row)} values was kicked"
+            )
+        checked = row
+        for index, (name, axis) in enumerate(axes):
+            value_of_axis = row[index]
             if value_of_axis is not None:
                 if axis.stored:
                     if value_of_axis not in self._seen[name]:
-                        value_of_axis = self._first_sight(name, axis, value_of_axis, when)
+                        first = self._first_sight(name, axis, value_of_axis, when)
+                        if first is not value_of_axis:  # Counted as overflow.
+                            checked = (*checked[:index], first, *checked[index + 1 :])
                 elif value_of_axis not in axis.valid_values:
                     axis.check(name, value_of_axis)
-            values.append(value_of_axis)
-        self.store.writer.add(
-            self, int(when // 3600), tuple(values), round(value * self.multiplier)
-        )
+        # Valid from now on (stored values are never forgotten), unless a value overflowed,
+        # which must be counted as such every time.
+        if checked is row and len(self._valid_rows) < _REMEMBERED_ROWS:
+            self._valid_rows.add(row)
+        return checked
 
     def axis(self, name: str) -> Axis:
         """

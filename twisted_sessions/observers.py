@@ -4,6 +4,7 @@ Fan-out of traffic reports to every attached observer, each isolated from the ot
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from twisted.logger import Logger
@@ -27,6 +28,18 @@ class TrafficObservers:
     def __init__(self) -> None:
         self._request_observers: list[IRequestObserver] = []
         self._session_observers: list[ISessionObserver] = []
+        # What request_finished calls, bound once rather than looked up per request.
+        self._request_handlers: tuple[tuple[IRequestObserver, Callable[..., object]], ...] = ()
+
+    @property
+    def request_observers(self) -> list[IRequestObserver]:
+        """
+        The attached request observers, in the order they are called.
+        """
+        return list(self._request_observers)
+
+    def _bind(self) -> None:
+        self._request_handlers = tuple((o, o.request_finished) for o in self._request_observers)
 
     def add(self, observer: object) -> None:
         """
@@ -38,6 +51,7 @@ class TrafficObservers:
         matched = False
         if IRequestObserver.providedBy(observer):
             self._request_observers.append(observer)
+            self._bind()
             matched = True
         if ISessionObserver.providedBy(observer):
             self._session_observers.append(observer)
@@ -54,14 +68,15 @@ class TrafficObservers:
         """
         self._request_observers = [o for o in self._request_observers if o is not observer]
         self._session_observers = [o for o in self._session_observers if o is not observer]
+        self._bind()
 
     def request_finished(self, event: RequestEvent) -> None:
         """
         Report a finished request to every request observer.
         """
-        for observer in self._request_observers:
+        for observer, handle in self._request_handlers:
             try:
-                observer.request_finished(event)
+                handle(event)
             except Exception:
                 self._log.failure("request observer {observer!r} failed", observer=observer)
 

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 
+#: Seconds of float rounding tolerated when an expiry check fires.
+_EARLY = 1e-6
+
+
 def session_key(uid: bytes) -> str:
     """
     A short, non-secret key for the session whose cookie value is ``uid``.
@@ -57,6 +61,12 @@ class Session(server.Session):
     _hooks_done = False
     _end_reason: EndReason | None = None
     _expireCall: IDelayedCall | None = None
+    # The settings the pending expiry check was scheduled with (see touch()).
+    _scheduled_timeout: float | None = None
+    _scheduled_age: float | None = None
+    # The Site's live sessions in least-recently-active order, set by the Site that registers
+    # the session: a touch moves the session to its end.
+    _activity_order: Any = None
     ended_at: float | None = None
     request_count = 0
     user: Hashable = None
@@ -81,39 +91,62 @@ class Session(server.Session):
         """
         return self._ended
 
-    def _delay_until_expiry(self, now: float) -> float:
-        delay = float(self.sessionTimeout)
+    @property
+    def expires_at(self) -> float:
+        """
+        When the session expires unless a request touches it first (reactor clock).
+        """
+        deadline = float(self.lastModified) + float(self.sessionTimeout)
         if self.max_session_age is not None:
-            delay = min(delay, self.started + self.max_session_age - now)
-        return max(delay, 0.0)
+            deadline = min(deadline, self.started + self.max_session_age)
+        return deadline
 
     def startCheckingExpiration(self) -> None:
         """
         Start the expiry timer; the Site calls this once the session is registered.
         """
-        now = self._reactor.seconds()
+        self._schedule_check(self._reactor.seconds())
+
+    def _schedule_check(self, now: float) -> None:
+        """
+        Schedule the one expiry check of this session at :attr:`expires_at`.
+
+        A touch does not move it (that would cost a timer update per request): when it fires
+        on a session touched since, it schedules itself again, at the new ``expires_at``.
+        """
+        call = self._expireCall
+        if call is not None and call.active():
+            call.cancel()
+        self._scheduled_timeout = self.sessionTimeout
+        self._scheduled_age = self.max_session_age
         self._expireCall = self._reactor.callLater(
-            self._delay_until_expiry(now), self._deadline_reached
+            max(self.expires_at - now, 0.0), self._deadline_reached
         )
 
-    def touch(self) -> None:
+    def touch(self, now: float | None = None) -> None:
         """
-        Record activity now: the inactivity timer starts again (never past ``max_session_age``).
+        Record activity (now, or at ``now`` on the reactor clock when the caller has read it
+        already): the inactivity timeout starts again (never past ``max_session_age``).
 
         Touching an expired session does nothing: it cannot come back to life.
         """
         if self._ended:
             return
-        now = self._reactor.seconds()
-        self.lastModified = now
-        call = self._expireCall
-        if call is not None:
-            call.reset(self._delay_until_expiry(now))
-        site = self.site
-        if site is not None:
-            mark_active = getattr(site, "session_touched", None)
-            if mark_active is not None:
-                mark_active(self)
+        self.lastModified = self._reactor.seconds() if now is None else now
+        if (
+            self.sessionTimeout != self._scheduled_timeout
+            or self.max_session_age != self._scheduled_age
+        ):
+            # The timeout or age limit changed since the check was scheduled: it may now be
+            # due earlier than the pending check.
+            self._schedule_check(self.lastModified)
+        order = self._activity_order
+        if order is not None:
+            # try/except rather than contextlib.suppress: this runs on every request.
+            try:  # noqa: SIM105
+                order.move_to_end(self.uid)
+            except KeyError:
+                pass  # Not registered (any more): nothing to reorder.
 
     def notifyOnExpire(self, callback: Callable[[], object]) -> None:
         """
@@ -181,8 +214,13 @@ class Session(server.Session):
 
     def _deadline_reached(self) -> None:
         self._expireCall = None
+        now = self._reactor.seconds()
+        # Less than a microsecond early is due: float rounding of the timer's arithmetic.
+        if self.expires_at - now > _EARLY:
+            self._schedule_check(now)  # Touched since the check was scheduled.
+            return
         age_limit = self.max_session_age
-        if age_limit is not None and self._reactor.seconds() >= self.started + age_limit:
+        if age_limit is not None and now - (self.started + age_limit) >= -_EARLY:
             self.end(EndReason.MAX_AGE)
         else:
             self.end(EndReason.IDLE)

@@ -13,6 +13,7 @@ from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
 from twisted.web import server
+from twisted.web.resource import getChildForRequest
 
 from .cookies import CookiePolicy
 from .events import EndReason, SessionSummary
@@ -75,16 +76,9 @@ class Request(server.Request):
         session = self.tracked_session
         if session is None or session.ended:
             site = self.site
-            cookies = site.tracker.cookies
-            uid = cookies.read_session_id(self)
-            session = site.sessions.get(uid) if uid is not None else None
-            if session is None:
-                session = site.makeSession()
-                secure = self.isSecure() and not forceNotSecure
-                cookies.set_session_cookie(self, session.uid, secure)
-            else:
-                session.touch()
-            self.tracked_session = session
+            session = self.tracked_session = site.tracker.session_of(
+                self, site.reactor.seconds(), self.isSecure() and not forceNotSecure
+            )
         if sessionInterface is not None:
             return session.getComponent(sessionInterface)
         return session
@@ -160,6 +154,33 @@ class Site(server.Site):
         #: The server's metricas (built-in and the application's), when it counts:
         #: ``twistd sessions`` sets it (see twisted_sessions.builtin.Counting).
         self.counting: Any = None
+        self._mounts: dict[bytes, IResource] = {}
+
+    def mount(self, segment: bytes, resource: IResource) -> None:
+        """
+        Serve ``resource`` at ``/segment`` and below, in front of the root resource (whose
+        own ``/segment``, if any, is hidden): how ``twistd sessions`` serves ``/stats``.
+
+        (To mount in a tree of your own instead, see ``twisted_sessions.stats.Mounted``.)
+        """
+        if not isinstance(segment, bytes) or not segment or b"/" in segment:
+            raise ValueError(f"segment must be one non-empty path segment, not {segment!r}")
+        self._mounts[segment] = resource
+
+    def getResourceFor(self, request: Any) -> IResource:
+        """
+        The resource for the request: a mounted one, else what the root resource's tree
+        gives, as in Twisted.
+        """
+        postpath = request.postpath
+        if self._mounts and postpath:
+            mounted = self._mounts.get(postpath[0])
+            if mounted is not None:
+                request.site = self
+                request.sitepath = list(request.prepath)
+                request.prepath.append(postpath.pop(0))
+                return getChildForRequest(mounted, request)  # type: ignore[no-any-return]
+        return super().getResourceFor(request)  # type: ignore[no-any-return]
 
     def log(self, request: Any) -> None:
         """
@@ -203,18 +224,10 @@ class Site(server.Site):
         if self.max_session_age is not None:
             session.max_session_age = self.max_session_age
         sessions[uid] = session
+        # Every touch moves it to the end: the front is the least recently active.
+        session._activity_order = sessions
         session.startCheckingExpiration()
         return session
-
-    def session_touched(self, session: Session) -> None:
-        """
-        Called by a session on every touch: keeps ``sessions`` ordered by last activity.
-        """
-        # try/except rather than contextlib.suppress: this runs on every request.
-        try:  # noqa: SIM105
-            self.sessions.move_to_end(session.uid)
-        except KeyError:
-            pass  # Not registered (yet): nothing to reorder.
 
     def session_ended(self, summary: SessionSummary) -> None:
         """

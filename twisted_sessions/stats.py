@@ -188,12 +188,14 @@ class Mounted(Resource):
     def __init__(self, root: Any, children: dict[bytes, Resource]) -> None:
         super().__init__()
         self._root, self._mounted = root, children
+        # Read once: this runs for every request the application serves.
+        self._root_is_leaf = bool(getattr(root, "isLeaf", False))
 
     def getChildWithDefault(self, path: bytes, request: Any) -> Any:
         mounted = self._mounted.get(path)
         if mounted is not None:
             return mounted
-        if getattr(self._root, "isLeaf", False):
+        if self._root_is_leaf:
             # A leaf root renders every path itself: undo the step traversal just took.
             request.postpath.insert(0, request.prepath.pop())
             return self._root

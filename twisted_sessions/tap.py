@@ -28,7 +28,7 @@ from .redis_address import RedisAddress, parse_redis_url
 from .redis_link import RedisLink
 from .server import SessionServer
 from .site import DEFAULT_MAX_SESSIONS, Site
-from .stats import Mounted, StatsResource
+from .stats import StatsResource
 from .writer import CounterWriter
 
 
@@ -294,7 +294,7 @@ def build_server(reactor: Any, options: Options) -> SessionServer:
     server.add_flushable(writer)
     if not options["no-stats"]:
         stats = StatsResource(store, site, clusterer, token=options["stats-token"])
-        site.resource = Mounted(site.resource, {options["stats-path"].encode(): stats})
+        site.mount(options["stats-path"].encode(), stats)
     return server
 
 

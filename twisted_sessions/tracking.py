@@ -18,6 +18,7 @@ from .events import RequestEvent
 if TYPE_CHECKING:
     from .cookies import CookiePolicy
     from .observers import TrafficObservers
+    from .session import Session
     from .site import Request
 
 #: Computes the application's own user identity for a request, or ``None`` to fall back to
@@ -36,8 +37,24 @@ def resource_name(path: bytes) -> str:
     """
     The first segment of a path, as a bounded resource name: ``/page/3`` gives ``/page``.
     """
-    first = path.split(b"?", 1)[0].lstrip(b"/").split(b"/", 1)[0][:64]
-    return "/" + first.decode("utf-8", "replace")
+    name = _resource_names.get(path)
+    if name is None:
+        first = path.split(b"?", 1)[0].lstrip(b"/").split(b"/", 1)[0][:64]
+        name = "/" + first.decode("utf-8", "replace")
+        if len(_resource_names) < _REMEMBERED_PATHS:
+            _resource_names[path] = name
+    return name
+
+
+#: How many paths' resource names are remembered (a site's own pages, not what a crawler
+#: makes up: past the bound names are computed each time).
+_REMEMBERED_PATHS = 4096
+_resource_names: dict[bytes, str] = {}
+#: The usual methods' names, decoded once.
+_METHOD_NAMES = {
+    method.encode("ascii"): method
+    for method in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+}
 
 
 class RequestTracker:
@@ -67,16 +84,39 @@ class RequestTracker:
         Give the request its web session (touched, or new) and its visitor id, before any
         response header is written.
         """
-        request.arrived = request.site.reactor.seconds()
-        session = request.getSession()
-        session.request_count += 1
+        site = request.site
+        request.arrived = now = site.reactor.seconds()
         cookies = self._cookies
+        uid, visitor = cookies.read_ids(request)
+        session = site.sessions.get(uid) if uid is not None else None
+        if session is None:
+            session = self._new_session(request, request.isSecure())
+        else:
+            session.touch(now)
+        request.tracked_session = session
+        session.request_count += 1
         if cookies.tracks_visitors:
-            visitor = cookies.read_visitor_id(request)
             if visitor is None:
                 visitor = new_visitor_id()
                 cookies.set_visitor_cookie(request, visitor, request.isSecure())
             request.visitor_id = visitor
+
+    def session_of(self, request: Request, now: float, secure: bool) -> Session:
+        """
+        The live web session the request's cookie names, touched at ``now``; else a new one,
+        whose cookie the response sets (Secure if ``secure``).
+        """
+        uid = self._cookies.read_session_id(request)
+        session = request.site.sessions.get(uid) if uid is not None else None
+        if session is None:
+            return self._new_session(request, secure)
+        session.touch(now)
+        return session
+
+    def _new_session(self, request: Request, secure: bool) -> Session:
+        session = request.site.makeSession()
+        self._cookies.set_session_cookie(request, session.uid, secure)
+        return session
 
     def request_ended(self, request: Request, aborted: bool) -> None:
         """
@@ -88,18 +128,29 @@ class RequestTracker:
         session = request.tracked_session
         if session is None:
             return
-        user = self.user_of(request, session.key)
+        key = session.key
+        # user_of, inlined for the usual cases: the application's user, else the visitor.
+        user = request.app_user
+        if user is None:
+            user = (
+                request.visitor_id
+                if self._identify_user is None and request.visitor_id is not None
+                else self.user_of(request, key)
+            )
         session.user = user
+        method, path, arrived = request.method, request.path, request.arrived
+        # Positional: a NamedTuple built with keywords costs twice as much (the field order is
+        # RequestEvent's).
         event = RequestEvent(
-            user=user,
-            timestamp=request.arrived,
-            method=request.method.decode("ascii", "replace"),
-            path=request.path.decode("utf-8", "replace"),
-            status=request.code,
-            duration=request.site.reactor.seconds() - request.arrived,
-            session_key=session.key,
-            aborted=aborted,
-            resource=request.resource_name or resource_name(request.path),
+            user,
+            arrived,
+            _METHOD_NAMES.get(method) or method.decode("ascii", "replace"),
+            path.decode("utf-8", "replace"),
+            request.code,
+            request.site.reactor.seconds() - arrived,
+            key,
+            aborted,
+            request.resource_name or resource_name(path),
         )
         self._observers.request_finished(event)
 
