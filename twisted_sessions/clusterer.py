@@ -314,6 +314,21 @@ class Cache:
             ended = _NOTHING
             if ts >= self._next_check:
                 ended = self._expire(ts)
+            session = self._active.get(user)
+            if session is not None:
+                # The usual event: the user's in-order session goes on (_add, inlined: the
+                # server runs this for every request). No new session: no bound to check.
+                events = session.events
+                if len(events) < self._max_events:
+                    events.append(data)
+                    times = session._times
+                    if times is not None:
+                        times.append(ts)
+                else:
+                    session.untracked += 1
+                session.end = ts
+                self._active.move_to_end(user)
+                return ended
             self._add(user, ts, data)
         max_open = self.max_open
         if max_open is not None and len(self._active) + len(self._late) > max_open:

@@ -1,9 +1,10 @@
 """
 The two cookies of a tracked Site: the web session cookie and the long-lived visitor cookie.
 
-Both are HttpOnly and SameSite=Lax, and Secure when the request came over TLS. A value is only
-looked at when it has exactly the shape the server issues, so an empty, oversized, malformed or
-forged cookie costs nothing and simply gets a fresh id.
+Both are HttpOnly and SameSite=Lax, and Secure when the request came over TLS. A visitor id is
+only taken when it has exactly the shape the server issues, and a session value only matches a
+live session's id, so an empty, oversized, malformed or forged cookie costs nothing and simply
+gets a fresh id.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class CookiePolicy:
     _plain_suffix: bytes = attrs.field(init=False)
     _visitor_suffix: bytes = attrs.field(init=False)
     _visitor_suffix_secure: bytes = attrs.field(init=False)
+    #: Whether the visitor cookie is on (an attribute: read on every request).
+    tracks_visitors: bool = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         session_name = _check_cookie_name("session_cookie", self.session_cookie)
@@ -79,26 +82,18 @@ class CookiePolicy:
             ("_plain_suffix", b"; Path=/; HttpOnly; SameSite=Lax"),
             ("_visitor_suffix", visitor_suffix + b"; HttpOnly; SameSite=Lax"),
             ("_visitor_suffix_secure", visitor_suffix + b"; Secure; HttpOnly; SameSite=Lax"),
+            ("tracks_visitors", visitor_name is not None),
         ):
             object.__setattr__(self, name, value)
 
-    @property
-    def tracks_visitors(self) -> bool:
-        """
-        Whether the visitor cookie is on.
-        """
-        return self._visitor_name is not None
-
     def read_ids(self, request: Request) -> tuple[bytes | None, str | None]:
         """
-        The session id and the visitor id the client sent, each if it has the shape of one
-        the server issues: :meth:`read_session_id` and :meth:`read_visitor_id` in one call,
-        for the request path.
+        The session cookie's value as sent, and the visitor id if it has the shape of one the
+        server issues: for the request path, which only looks the session value up among the
+        live sessions' ids (nothing else can match, so it needs no check of its own).
         """
         received = request.received_cookies
-        session_id = received.get(self._session_name)
-        if session_id is not None and not _SESSION_ID.fullmatch(session_id):
-            session_id = None
+        session_id: bytes | None = received.get(self._session_name)
         visitor_name = self._visitor_name
         if visitor_name is None:
             return session_id, None
