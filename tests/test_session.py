@@ -4,6 +4,7 @@ Our Session: a real inactivity timeout, reliable hooks, per-session state, absol
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from twisted.internet.task import Clock
@@ -293,3 +294,88 @@ class LifetimeTests(SynchronousTestCase):
         data = ICounter(session)
         self.assertIs(data, ICounter(session))
         self.assertEqual(data.value, 0)
+
+
+def expiry_timers(clock: Clock) -> list[str]:
+    """
+    The names of the pending expiry timers (per-session checks and the Site's sweep).
+    """
+    names = [getattr(call.func, "__name__", "") for call in clock.getDelayedCalls()]
+    return [name for name in names if name in ("_sweep", "_deadline_reached")]
+
+
+class OneTimerTests(SynchronousTestCase):
+    def test_sessions_sharing_a_timeout_share_one_timer(self) -> None:
+        """
+        However many sessions are live, those sharing the Site's timeout cost one pending
+        timer, not one each; a session with an absolute lifetime keeps its own.
+        """
+        clock = clock_at()
+        site = Site(page(), reactor=clock)
+        browsers = [Browser(site) for _ in range(50)]
+        for browser in browsers:
+            browser.get("/")
+            clock.advance(1)
+        self.assertEqual(expiry_timers(clock), ["_sweep"])
+        aged = Site(page(), reactor=clock, max_session_age=60)
+        Browser(aged).get("/")
+        self.assertEqual(sorted(expiry_timers(clock)), ["_deadline_reached", "_sweep"])
+        clock.advance(900)
+        self.assertEqual((len(site.sessions), len(aged.sessions)), (0, 0))
+        self.assertEqual(expiry_timers(clock), [], "no timer is left once all have ended")
+
+    def test_a_lengthened_timeout_does_not_hold_back_the_others(self) -> None:
+        """
+        A session given a longer timeout, even before its next request, does not delay the
+        expiry of the sessions after it: it gets a timer of its own, and ends on its own.
+        """
+        clock = clock_at()
+        site = Site(page(), reactor=clock, session_timeout=60)
+        first, second = Browser(site), Browser(site)
+        first.get("/")
+        clock.advance(10)
+        second.get("/")
+        long_lived = site.sessions[first.cookies["TWISTED_SESSION"].encode()]
+        long_lived.sessionTimeout = 600
+        clock.advance(60)
+        self.assertEqual(list(site.sessions.values()), [long_lived])
+        clock.advance(529.9)
+        self.assertFalse(long_lived.ended)
+        clock.advance(0.1)
+        self.assertTrue(long_lived.ended)
+
+    def test_expiry_matches_the_model_under_random_traffic(self) -> None:
+        """
+        Seeded random traffic of many visitors (requests, idle spells, some sessions given
+        another timeout while handling a request): at every step a session is alive exactly
+        while less than its timeout has passed since its last request, and its hooks ran
+        exactly when it ended. A timeout changed after a request applies from the next request
+        if shorter (the request was served under the old one), at once if longer.
+        """
+        for seed in range(20):
+            rng = random.Random(seed)
+            clock = clock_at()
+            site = Site(page(), reactor=clock, session_timeout=30)
+            browsers = [Browser(site) for _ in range(8)]
+            last_request: dict[bytes, float] = {}
+            timeouts: dict[bytes, float] = {}
+            served_under: dict[bytes, float] = {}
+            ended: set[bytes] = set()
+            for _ in range(120):
+                browser = rng.choice(browsers)
+                browser.get("/")
+                uid = browser.cookies["TWISTED_SESSION"].encode()
+                last_request[uid] = clock.seconds()
+                session = site.sessions[uid]
+                if uid not in timeouts:
+                    session.notifyOnExpire(lambda uid=uid, ended=ended: ended.add(uid))  # type: ignore[misc]
+                    timeouts[uid] = 30
+                served_under[uid] = timeouts[uid]
+                if rng.random() < 0.1:
+                    timeouts[uid] = session.sessionTimeout = rng.choice([5, 45])
+                clock.advance(rng.choice([0, 1, 4, 12, 29, 30, 31, 50]))
+                now = clock.seconds()
+                for known, last in last_request.items():
+                    alive = now - last < max(timeouts[known], served_under[known])
+                    self.assertEqual(known in site.sessions, alive, (seed, known, now, last))
+                    self.assertEqual(known in ended, not alive, (seed, known))

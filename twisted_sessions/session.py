@@ -17,13 +17,10 @@ from twisted.logger import Logger
 from twisted.web import server
 
 from .events import EndReason, SessionSummary
+from .expiry import EARLY
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall, IReactorTime
-
-
-#: Seconds of float rounding tolerated when an expiry check fires.
-_EARLY = 1e-6
 
 
 def session_key(uid: bytes) -> str:
@@ -44,6 +41,8 @@ class Session(server.Session):
     ``notifyOnExpire`` hooks, keep per-session state with ``ICounter(session)``.
 
     :cvar sessionTimeout: seconds without a request after which the session expires (900).
+        Changed on a live session, a longer timeout applies at once and a shorter one from
+        the session's next request (the requests before were served under the old one).
     :cvar max_session_age: seconds after creation after which the session expires even if it
         is active, or ``None`` for no limit.
     :ivar started: when the session was created (reactor clock, UNIX seconds).
@@ -67,6 +66,9 @@ class Session(server.Session):
     # The Site's live sessions in least-recently-active order, set by the Site that registers
     # the session: a touch moves the session to its end.
     _activity_order: Any = None
+    # The same order among the sessions the Site's IdleSweeper expires, if it took this one
+    # (then it has no timer of its own).
+    _sweep_order: Any = None
     ended_at: float | None = None
     request_count = 0
     user: Hashable = None
@@ -117,6 +119,11 @@ class Session(server.Session):
         call = self._expireCall
         if call is not None and call.active():
             call.cancel()
+        sweep_order = self._sweep_order
+        if sweep_order is not None:
+            # Leaving the Site's sweeper, whose timeout it no longer shares.
+            sweep_order.pop(self.uid, None)
+            self._sweep_order = None
         self._scheduled_timeout = self.sessionTimeout
         self._scheduled_age = self.max_session_age
         self._expireCall = self._reactor.callLater(
@@ -133,7 +140,7 @@ class Session(server.Session):
         if self._ended:
             return
         self.lastModified = self._reactor.seconds() if now is None else now
-        if (
+        if self._scheduled_timeout is not None and (
             self.sessionTimeout != self._scheduled_timeout
             or self.max_session_age != self._scheduled_age
         ):
@@ -147,6 +154,12 @@ class Session(server.Session):
                 order.move_to_end(self.uid)
             except KeyError:
                 pass  # Not registered (any more): nothing to reorder.
+        order = self._sweep_order
+        if order is not None:
+            try:  # noqa: SIM105
+                order.move_to_end(self.uid)
+            except KeyError:
+                pass
 
     def notifyOnExpire(self, callback: Callable[[], object]) -> None:
         """
@@ -186,6 +199,9 @@ class Session(server.Session):
         site = self.site
         if site is not None:
             site.sessions.pop(self.uid, None)
+        sweep_order, self._sweep_order = self._sweep_order, None
+        if sweep_order is not None:
+            sweep_order.pop(self.uid, None)
         # Index, not iterate-and-clear: a hook may register further hooks, which run too.
         hooks = self.expireCallbacks
         index = 0
@@ -216,11 +232,11 @@ class Session(server.Session):
         self._expireCall = None
         now = self._reactor.seconds()
         # Less than a microsecond early is due: float rounding of the timer's arithmetic.
-        if self.expires_at - now > _EARLY:
+        if self.expires_at - now > EARLY:
             self._schedule_check(now)  # Touched since the check was scheduled.
             return
         age_limit = self.max_session_age
-        if age_limit is not None and now - (self.started + age_limit) >= -_EARLY:
+        if age_limit is not None and now - (self.started + age_limit) >= -EARLY:
             self.end(EndReason.MAX_AGE)
         else:
             self.end(EndReason.IDLE)

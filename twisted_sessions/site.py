@@ -17,6 +17,7 @@ from twisted.web.resource import getChildForRequest
 
 from .cookies import CookiePolicy
 from .events import EndReason, SessionSummary
+from .expiry import IdleSweeper
 from .observers import TrafficObservers
 from .session import Session
 from .tracking import RequestTracker, UserIdentifier
@@ -155,6 +156,8 @@ class Site(server.Site):
         #: ``twistd sessions`` sets it (see twisted_sessions.builtin.Counting).
         self.counting: Any = None
         self._mounts: dict[bytes, IResource] = {}
+        # One timer for the idle expiry of the sessions that share a timeout.
+        self._sweeper = IdleSweeper(self.reactor)
 
     def mount(self, segment: bytes, resource: IResource) -> None:
         """
@@ -226,7 +229,8 @@ class Site(server.Site):
         sessions[uid] = session
         # Every touch moves it to the end: the front is the least recently active.
         session._activity_order = sessions
-        session.startCheckingExpiration()
+        if not self._sweeper.admit(session):
+            session.startCheckingExpiration()
         return session
 
     def session_ended(self, summary: SessionSummary) -> None:
@@ -247,4 +251,5 @@ class Site(server.Site):
             session.end(reason)
             self.sessions.pop(session.uid, None)
             count += 1
+        self._sweeper.stop()
         return count
