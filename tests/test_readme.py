@@ -1,14 +1,18 @@
 """
-The README tells the truth: its two set-up commands are the ones CI runs, and every Python
-block in it runs.
+The README tells the truth: its two set-up commands are the ones CI runs, its curl walkthrough
+shows a visit in the stats of a real server, and every Python block in it runs.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
+
+from .twistd_process import Twistd
 
 PROJECT = Path(__file__).resolve().parent.parent
 README = (PROJECT / "README.md").read_text()
@@ -54,3 +58,33 @@ def test_python_blocks_run(code: str) -> None:
     Every Python block of the README runs as written (its asserts included).
     """
     exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
+
+
+def test_curl_walkthrough_shows_your_own_visit(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """
+    The README's curl walkthrough, run line by line as written against a real server (on a
+    free port instead of 8080), shows the newcomer's own visit: every line answers JSON, the
+    request is counted today and under its resource, and the visit is open.
+    """
+    [walkthrough] = [code for lang, code in BLOCKS if lang == "sh" and "curl -s -c jar" in code]
+    workdir = Path(tmp_path_factory.mktemp("readme"))
+    server = Twistd(workdir, "--port", "tcp:0:interface=127.0.0.1", "--data-dir", "data")
+    try:
+        server.start()
+        server.wait_for(r"Redis at unix:\S+ db 0 is reachable")
+        outputs = []
+        for line in walkthrough.strip().splitlines():
+            command = line.replace("http://127.0.0.1:8080/", server.url)
+            done = subprocess.run(
+                ["bash", "-c", command], cwd=workdir, capture_output=True, text=True, timeout=30
+            )
+            assert done.returncode == 0, (command, done.stderr)
+            outputs.append(done.stdout)
+    finally:
+        server.stop()
+    visit, index, today, by_resource, sessions = outputs
+    assert visit == ""
+    assert {"metricas", "gauges"} <= json.loads(index).keys()
+    assert json.loads(today)["count"] >= 1
+    assert "/" in {item["key"] for item in json.loads(by_resource)["items"]}
+    assert json.loads(sessions)["active_clustered_sessions"] >= 1
