@@ -5,10 +5,11 @@ shared machine's noise cannot move.
 
     .venv/bin/python -m bench.instructions [--requests 2000]
 
-Each configuration of ``bench.request_cost`` (bare twisted.web, tracking, clusterer, the whole
-pipeline) runs in a fresh ``python`` under ``valgrind --tool=callgrind`` twice, serving 500 and
-then ``500 + --requests`` requests; the difference of the two totals divided by ``--requests``
-is the cost of one request, start-up and warm-up cancelled out. The same numbers come out of
+Each configuration of ``bench.request_cost`` (bare twisted.web without and with the same
+cookies, tracking, clusterer, the whole pipeline) runs in a fresh ``python`` under
+``valgrind --tool=callgrind`` twice, serving 500 and then ``500 + --requests`` requests; the
+difference of the two totals divided by ``--requests`` is the cost of one request, start-up
+and warm-up cancelled out. The same numbers come out of
 every run (to a few instructions), whatever else the machine does.
 
 What this leaves out is the same for every server: the reactor's socket calls and the kernel.
@@ -29,7 +30,7 @@ from pathlib import Path
 from bench.http_throughput import PROJECT
 
 WARM_UP = 500
-CONFIGURATIONS = ("bare", "tracking", "clusterer", "pipeline")
+CONFIGURATIONS = ("bare", "bare, same cookies", "tracking", "clusterer", "pipeline")
 
 
 def serve(configuration: str, count: int) -> None:
@@ -38,11 +39,10 @@ def serve(configuration: str, count: int) -> None:
     """
     from twisted.internet import reactor
 
-    from bench.request_cost import configurations, cookie_of, drive, returning_request
+    from bench.request_cost import configurations, drive, request_for
 
     site = configurations(reactor, Path(tempfile.mkdtemp(prefix="ts-bench-")))[configuration]()
-    cookie = cookie_of(site) if configuration != "bare" else b""
-    drive(site, returning_request(cookie), count)
+    drive(site, request_for(configuration, site), count)
 
 
 def total_instructions(configuration: str, count: int) -> int:
@@ -91,7 +91,7 @@ def main() -> None:
     print(f"instructions per request (returning visitor), {args.requests} requests counted")
     for configuration, cost in per_request.items():
         print(
-            f"{configuration:<10} {cost:9,.0f}  +{cost - base:7,.0f}  bare/this {base / cost:.2f}"
+            f"{configuration:<20} {cost:9,.0f}  +{cost - base:7,.0f}  bare/this {base / cost:.2f}"
         )
 
 

@@ -316,8 +316,9 @@ class Cache:
                 ended = self._expire(ts)
             session = self._active.get(user)
             if session is not None:
-                # The usual event: the user's in-order session goes on (_add, inlined: the
-                # server runs this for every request). No new session: no bound to check.
+                # The usual event: the user's in-order session goes on (Session._append,
+                # inlined: the server runs this for every request). No new session: no
+                # bound to check.
                 events = session.events
                 if len(events) < self._max_events:
                     events.append(data)
@@ -430,16 +431,7 @@ class Cache:
             if self._next_check == inf:
                 self._next_check = _check_time(ts, self.cutoff)
         else:
-            # Session._append, inlined: this runs for every request of the server.
-            events = session.events
-            if len(events) < self._max_events:
-                events.append(data)
-                times = session._times
-                if times is not None:
-                    times.append(ts)
-            else:
-                session.untracked += 1
-            session.end = ts
+            session._append(ts, data, self._max_events)
             active.move_to_end(user)
 
     def _next_index(self, user: Hashable) -> int:
