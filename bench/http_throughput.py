@@ -61,10 +61,15 @@ def wait_for(url: str, timeout: float = 30) -> None:
             time.sleep(0.1)
 
 
+#: ``taskset`` prefixes pinning the servers and wrk to separate cores (``--pin``), or none.
+PIN_SERVER: list[str] = []
+PIN_CLIENT: list[str] = []
+
+
 def start(argv: list[str], cwd: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(PROJECT)}
     return subprocess.Popen(
-        argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [*PIN_SERVER, *argv], cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
 
 
@@ -81,7 +86,7 @@ def wrk(url: str, seconds: int, connections: int, headers: list[str]) -> tuple[f
     """
     One wrk run: requests per second, p99 latency as wrk prints it, requests made.
     """
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    argv = [*PIN_CLIENT, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     for header in headers:
         argv += ["-H", header]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
@@ -147,7 +152,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=3, help="length of one wrk run")
     parser.add_argument("--pairs", type=int, default=10, help="wrk runs per server and client")
     parser.add_argument("--connections", type=int, default=10)
+    parser.add_argument(
+        "--pin", action="store_true", help="servers on the last core, wrk on the first (taskset)"
+    )
     args = parser.parse_args()
+    if args.pin:
+        last = os.cpu_count() or 1
+        PIN_SERVER[:] = ["taskset", "-c", str(last - 1)]
+        PIN_CLIENT[:] = ["taskset", "-c", "0"]
     work = Path(tempfile.mkdtemp(prefix="ts-bench-"))
     bare_port, our_port = free_port(), free_port()
     bare = start([sys.executable, "-m", "bench.pages", str(bare_port)], work)
