@@ -1,7 +1,9 @@
 """
 Our ``Site`` and ``Request``: Twisted's, with every request tracked to a web session and a user.
 
-Use it exactly as Twisted's (``site.sessionFactory = ShortSession``), plus the settings below.
+Use it exactly as Twisted's (``site.sessionFactory = ShortSession``), plus the settings below;
+its sessions are :class:`twisted_sessions.Session` or a subclass (stock Twisted's Session has
+neither the expiry nor the touch this Site relies on).
 """
 
 from __future__ import annotations
