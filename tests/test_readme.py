@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -72,14 +73,20 @@ def test_curl_walkthrough_shows_your_own_visit(tmp_path_factory: pytest.TempPath
     try:
         server.start()
         server.wait_for(r"Redis at unix:\S+ db 0 is reachable")
-        outputs = []
-        for line in walkthrough.strip().splitlines():
-            command = line.replace("http://127.0.0.1:8080/", server.url)
-            done = subprocess.run(
-                ["bash", "-c", command], cwd=workdir, capture_output=True, text=True, timeout=30
-            )
-            assert done.returncode == 0, (command, done.stderr)
-            outputs.append(done.stdout)
+        # Midnight (UTC) between the visit and the query for "today" would find the visit in
+        # yesterday, as it would for a newcomer: then the walkthrough runs again, once.
+        for _ in range(2):
+            day = datetime.now(UTC).date()
+            outputs = []
+            for line in walkthrough.strip().splitlines():
+                command = line.replace("http://127.0.0.1:8080/", server.url)
+                done = subprocess.run(
+                    ["bash", "-c", command], cwd=workdir, capture_output=True, text=True, timeout=30
+                )
+                assert done.returncode == 0, (command, done.stderr)
+                outputs.append(done.stdout)
+            if datetime.now(UTC).date() == day:
+                break
     finally:
         server.stop()
     visit, index, today, by_resource, sessions = outputs
