@@ -12,7 +12,8 @@ sockets, so the difference between two servers is only their Python work per req
 - ``bare``: stock ``twisted.web.server.Site`` (the baseline), requests without cookies;
 - ``bare, same cookies``: the same, receiving the same Cookie header as ours (what parsing a
   returning visitor's cookies costs Twisted itself);
-- ``tracking``: our Site, web session and visitor, no observer;
+- ``tracking``: our Site as ``twistd -n sessions`` builds it (web session and visitor, the stats
+  tree mounted), no observer;
 - ``clusterer``: plus the ``SessionClusterer``;
 - ``pipeline``: plus the built-in ``requests`` metrica kicked per request into the
   ``CounterWriter`` (``twistd -n sessions`` as wired by ``tap.build_server``, minus the socket).

@@ -36,13 +36,8 @@ STATUS_CLASSES = ["1xx", "2xx", "3xx", "4xx", "5xx"]
 MICROSECONDS = 1_000_000
 
 
-def status_class(status: int) -> str:
-    """
-    ``"2xx"`` for 200..299, and so on (anything odd counts as ``5xx``).
-    """
-    return _STATUS_CLASS.get(status, "5xx")
-
-
+#: The status class of each valid code: ``"2xx"`` for 200..299, and so on (anything else
+#: counts as ``5xx``).
 _STATUS_CLASS = {code: f"{code // 100}xx" for code in range(100, 600)}
 
 

@@ -17,8 +17,6 @@ import attrs
 if TYPE_CHECKING:
     from twisted.web.server import Request
 
-#: Twisted's Site issues 32 random bytes, hex encoded.
-_SESSION_ID = re.compile(rb"[0-9a-f]{64}")
 #: Visitor ids are 16 random bytes, hex encoded.
 _VISITOR_ID = re.compile(rb"[0-9a-f]{32}")
 _COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}")
@@ -89,8 +87,8 @@ class CookiePolicy:
     def read_ids(self, request: Request) -> tuple[bytes | None, str | None]:
         """
         The session cookie's value as sent, and the visitor id if it has the shape of one the
-        server issues: for the request path, which only looks the session value up among the
-        live sessions' ids (nothing else can match, so it needs no check of its own).
+        server issues. The session value needs no check of its own: it is only ever looked up
+        among the live sessions' ids, which nothing else can match.
         """
         received = request.received_cookies
         session_id: bytes | None = received.get(self._session_name)
@@ -101,26 +99,6 @@ class CookiePolicy:
         if visitor_id is None or not _VISITOR_ID.fullmatch(visitor_id):
             return session_id, None
         return session_id, visitor_id.decode("ascii")
-
-    def read_session_id(self, request: Request) -> bytes | None:
-        """
-        The session id the client sent, if it has the shape of one the server issues.
-        """
-        value: bytes | None = request.getCookie(self._session_name)
-        if value is None or not _SESSION_ID.fullmatch(value):
-            return None
-        return value
-
-    def read_visitor_id(self, request: Request) -> str | None:
-        """
-        The visitor id the client sent, if it has the shape of one the server issues.
-        """
-        if self._visitor_name is None:
-            return None
-        value: bytes | None = request.getCookie(self._visitor_name)
-        if value is None or not _VISITOR_ID.fullmatch(value):
-            return None
-        return value.decode("ascii")
 
     def set_session_cookie(self, request: Request, uid: bytes, secure: bool) -> None:
         """

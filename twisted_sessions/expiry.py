@@ -56,8 +56,7 @@ class IdleSweeper:
             return False
         self.timeout = timeout
         self.sessions[session.uid] = session
-        session._sweep_order = self.sessions
-        session._scheduled_timeout, session._scheduled_age = timeout, None
+        session._join_sweep(self.sessions)
         if self._call is None:
             self._schedule(session.expires_at)
         return True
@@ -88,10 +87,11 @@ class IdleSweeper:
             if deadline - now > EARLY:
                 self._schedule(deadline)
                 return
-            sessions.pop(session.uid, None)
             if session.expires_at - now > EARLY:
-                # Its own settings changed since it was admitted: a timer of its own.
-                session._sweep_order = None
+                # Its own settings changed since it was admitted: it leaves for a timer of
+                # its own.
                 session._schedule_check(now)
                 continue
             session.end(EndReason.IDLE)
+            # A subclass whose expire() does not unregister must not make this loop forever.
+            sessions.pop(session.uid, None)

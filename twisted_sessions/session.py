@@ -109,6 +109,15 @@ class Session(server.Session):
         """
         self._schedule_check(self._reactor.seconds())
 
+    def _join_sweep(self, order: Any) -> None:
+        """
+        The Site's IdleSweeper takes this session's expiry (``order``: its sessions, least
+        recently active first): no timer of its own, until its settings change.
+        """
+        self._sweep_order = order
+        self._scheduled_timeout = self.sessionTimeout
+        self._scheduled_age = self.max_session_age
+
     def _schedule_check(self, now: float) -> None:
         """
         Schedule the one expiry check of this session at :attr:`expires_at`.

@@ -121,7 +121,7 @@ class RequestTracker:
         The live web session the request's cookie names, touched at ``now``; else a new one,
         whose cookie the response sets (Secure if ``secure``).
         """
-        uid = self._cookies.read_session_id(request)
+        uid, _ = self._cookies.read_ids(request)
         session = request.site.sessions.get(uid) if uid is not None else None
         if session is None:
             return self._new_session(request, secure)
