@@ -16,7 +16,10 @@ sockets, so the difference between two servers is only their Python work per req
   tree mounted), no observer;
 - ``clusterer``: plus the ``SessionClusterer``;
 - ``pipeline``: plus the built-in ``requests`` metrica kicked per request into the
-  ``CounterWriter`` (``twistd -n sessions`` as wired by ``tap.build_server``, minus the socket).
+  ``CounterWriter`` (``twistd -n sessions`` as wired by ``tap.build_server``, minus the socket);
+- ``pipeline, new visitors``: the same server, every request without cookies (a client that
+  never returns them: a new web session, visitor id and visit each time; past the caps, the
+  oldest are evicted as each new one comes).
 
 Each configuration is timed ``--rounds`` times, interleaved. The fastest round is reported
 (on a shared machine, noise only ever adds time; the median is printed too), and the ratio
@@ -58,7 +61,7 @@ def request_for(configuration: str, site: server.Site) -> bytes:
     The request one configuration serves: a returning visitor's (its own cookies); bare
     twisted.web gets none, or the same Cookie header as ours (``bare, same cookies``).
     """
-    if configuration == "bare":
+    if configuration in ("bare", "pipeline, new visitors"):
         return returning_request(b"")
     if configuration == "bare, same cookies":
         return returning_request(SAME_COOKIES)
@@ -121,6 +124,7 @@ def configurations(reactor: Any, data_dir: Path) -> dict[str, Callable[[], serve
             reactor, data_dir, ["--no-count-requests", "--no-count-sessions"]
         ),
         "pipeline": lambda: our_site(reactor, data_dir, []),
+        "pipeline, new visitors": lambda: our_site(reactor, data_dir, []),
     }
 
 
@@ -144,11 +148,11 @@ def main() -> None:
             elapsed = drive(site, requests[name], args.requests)
             timings[name].append(elapsed / args.requests * 1e6)
     base = min(timings["bare"])
-    print(f"{'configuration':<20} {'us/request':>10} {'+us':>6} {'bare/this':>9} {'median':>7}")
+    print(f"{'configuration':<22} {'us/request':>10} {'+us':>6} {'bare/this':>9} {'median':>7}")
     for name, values in timings.items():
         cost = min(values)
         median = statistics.median(values)
-        print(f"{name:<20} {cost:10.1f} {cost - base:6.1f} {base / cost:9.2f} {median:7.1f}")
+        print(f"{name:<22} {cost:10.1f} {cost - base:6.1f} {base / cost:9.2f} {median:7.1f}")
 
 
 if __name__ == "__main__":

@@ -6,13 +6,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import re
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.static import Data
+from twisted.web.test.requesthelper import DummyRequest
 from zope.interface import implementer
 
 from twisted_sessions import (
@@ -182,6 +187,29 @@ class VisitorTests(SynchronousTestCase):
         response = get(site, "/", cookies={"TWISTED_VISITOR": "admin"})
         self.assertNotEqual(recorder.requests[0].user, "admin")
         self.assertEqual(recorder.requests[0].user, response.cookie("TWISTED_VISITOR"))
+
+    @given(
+        st.binary(max_size=40)
+        | st.text(alphabet="0123456789abcdef", min_size=30, max_size=34).map(str.encode)
+        | st.builds(
+            lambda digits, at, odd: (digits[:at] + odd + digits[at + 1 :]).encode(),
+            st.text(alphabet="0123456789abcdef", min_size=32, max_size=32),
+            st.sampled_from([0, 31]) | st.integers(0, 31),
+            st.sampled_from(["A", "F", "g", " ", "\t", ";", "=", "é"]),
+        )
+    )
+    def test_visitor_id_shape(self, value: bytes) -> None:
+        """
+        A visitor cookie is taken exactly when it is 32 lowercase hex digits, the shape the
+        server issues: anything else (upper case, a digit short, spaces...) is not a visitor.
+        """
+        request = DummyRequest([b""])
+        request.received_cookies = {b"TWISTED_VISITOR": value}
+        _, visitor = CookiePolicy().read_ids(request)  # type: ignore[arg-type]
+        if re.fullmatch(rb"[0-9a-f]{32}", value):
+            self.assertEqual(visitor, value.decode("ascii"))
+        else:
+            self.assertIsNone(visitor)
 
     def test_application_identity_wins(self) -> None:
         """

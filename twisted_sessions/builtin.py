@@ -125,11 +125,10 @@ class Counting:
         if self.sessions is not None and self.session_requests is not None:
             events = session.events
             entry: Hashable = getattr(events[0], "resource", "/") if events else "/"
-            single = "yes" if session.event_count == 1 else "no"
-            self.sessions.kick_at(session.start, session.duration, entry=entry, single=single)
-            self.session_requests.kick_at(
-                session.start, session.event_count, entry=entry, single=single
-            )
+            # In the order of the metricas' axes: entry, single.
+            row = (entry, "yes" if session.event_count == 1 else "no")
+            self.sessions.kick_row(session.start, session.duration, row)
+            self.session_requests.kick_row(session.start, session.event_count, row)
         for hook in self._session_hooks:
             try:
                 hook(session)

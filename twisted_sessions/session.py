@@ -30,7 +30,13 @@ def session_key(uid: bytes) -> str:
     Events and logs carry this key, never the cookie value, which would let whoever reads them
     take over the session.
     """
-    return blake2b(uid, digest_size=8).hexdigest()
+    # A copy of a ready hasher: a third cheaper than blake2b(uid, digest_size=8) each time.
+    hasher = _KEY_HASHER.copy()
+    hasher.update(uid)
+    return hasher.hexdigest()
+
+
+_KEY_HASHER = blake2b(digest_size=8)
 
 
 class Session(server.Session):
@@ -148,25 +154,28 @@ class Session(server.Session):
         """
         if self._ended:
             return
-        self.lastModified = self._reactor.seconds() if now is None else now
-        if self._scheduled_timeout is not None and (
+        if now is None:
+            now = self._reactor.seconds()
+        self.lastModified = now
+        if (
             self.sessionTimeout != self._scheduled_timeout
             or self.max_session_age != self._scheduled_age
-        ):
+        ) and self._scheduled_timeout is not None:
             # The timeout or age limit changed since the check was scheduled: it may now be
             # due earlier than the pending check.
-            self._schedule_check(self.lastModified)
+            self._schedule_check(now)
+        uid = self.uid
         order = self._activity_order
         if order is not None:
             # try/except rather than contextlib.suppress: this runs on every request.
             try:  # noqa: SIM105
-                order.move_to_end(self.uid)
+                order.move_to_end(uid)
             except KeyError:
                 pass  # Not registered (any more): nothing to reorder.
         order = self._sweep_order
         if order is not None:
             try:  # noqa: SIM105
-                order.move_to_end(self.uid)
+                order.move_to_end(uid)
             except KeyError:
                 pass
 

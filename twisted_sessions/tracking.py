@@ -33,23 +33,33 @@ def new_visitor_id() -> str:
     return os.urandom(16).hex()
 
 
+def path_names(path: bytes) -> tuple[str, str]:
+    """
+    The path as text, and its first segment as a bounded resource name: ``/page/3?x=1`` gives
+    ``("/page/3?x=1", "/page")``.
+    """
+    names = _path_names.get(path)
+    if names is None:
+        first = path.split(b"?", 1)[0].lstrip(b"/").split(b"/", 1)[0][:64]
+        names = (path.decode("utf-8", "replace"), "/" + first.decode("utf-8", "replace"))
+        if len(_path_names) < _REMEMBERED_PATHS and len(path) <= _REMEMBERED_LENGTH:
+            _path_names[path] = names
+    return names
+
+
 def resource_name(path: bytes) -> str:
     """
     The first segment of a path, as a bounded resource name: ``/page/3`` gives ``/page``.
     """
-    name = _resource_names.get(path)
-    if name is None:
-        first = path.split(b"?", 1)[0].lstrip(b"/").split(b"/", 1)[0][:64]
-        name = "/" + first.decode("utf-8", "replace")
-        if len(_resource_names) < _REMEMBERED_PATHS:
-            _resource_names[path] = name
-    return name
+    return path_names(path)[1]
 
 
-#: How many paths' resource names are remembered (a site's own pages, not what a crawler
-#: makes up: past the bound names are computed each time).
+#: How many paths' names are remembered, and up to what length: a site's own pages, not what
+#: a crawler makes up (past the bounds, names are computed each time, and at most a megabyte
+#: or two is ever kept).
 _REMEMBERED_PATHS = 4096
-_resource_names: dict[bytes, str] = {}
+_REMEMBERED_LENGTH = 256
+_path_names: dict[bytes, tuple[str, str]] = {}
 _new_tuple = tuple.__new__
 #: The field order request_ended builds RequestEvents in.
 _EVENT_FIELDS = (
@@ -103,9 +113,12 @@ class RequestTracker:
         request.arrived = now = site.reactor.seconds()
         cookies = self._cookies
         uid, visitor = cookies.read_ids(request)
-        session = site.sessions.get(uid) if uid is not None else None
+        # No cookie (None) finds no session either.
+        session = site.sessions.get(uid)  # type: ignore[arg-type]
+        secure = None
         if session is None:
-            session = self._new_session(request, request.isSecure())
+            secure = request.isSecure()
+            session = self._new_session(request, secure)
         else:
             session.touch(now)
         request.tracked_session = session
@@ -113,7 +126,9 @@ class RequestTracker:
         if cookies.tracks_visitors:
             if visitor is None:
                 visitor = new_visitor_id()
-                cookies.set_visitor_cookie(request, visitor, request.isSecure())
+                if secure is None:
+                    secure = request.isSecure()
+                cookies.set_visitor_cookie(request, visitor, secure)
             request.visitor_id = visitor
 
     def session_of(self, request: Request, now: float, secure: bool) -> Session:
@@ -153,7 +168,8 @@ class RequestTracker:
                 else self.user_of(request, key)
             )
         session.user = user
-        method, path, arrived = request.method, request.path, request.arrived
+        method, arrived = request.method, request.arrived
+        path, resource = _path_names.get(request.path) or path_names(request.path)
         # tuple.__new__ with every field in RequestEvent's order is what RequestEvent(...)
         # does, without its Python-level __new__: a third of the cost, on every request.
         event: RequestEvent = _new_tuple(
@@ -162,12 +178,12 @@ class RequestTracker:
                 user,
                 arrived,
                 _METHOD_NAMES.get(method) or method.decode("ascii", "replace"),
-                path.decode("utf-8", "replace"),
+                path,
                 request.code,
                 request.site.reactor.seconds() - arrived,
                 key,
                 aborted,
-                request.resource_name or _resource_names.get(path) or resource_name(path),
+                request.resource_name or resource,
             ),
         )
         self._observers.request_finished(event)
