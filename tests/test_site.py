@@ -4,9 +4,8 @@ Our Site: hardened cookies, the visitor identity, the session cap, and request e
 
 from __future__ import annotations
 
-from typing import Any
-
 import re
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -28,7 +27,9 @@ from twisted_sessions import (
     RequestEvent,
     SessionSummary,
     Site,
+    tracking,
 )
+from twisted_sessions.tracking import path_names
 
 from .http import Browser, get, open_channel, parse_response, request_bytes
 
@@ -422,3 +423,29 @@ def test_bad_cookie_policy_names_the_setting(policy: dict[str, Any], message: st
     """
     with pytest.raises(ValueError, match=message):
         CookiePolicy(**policy)
+
+
+class PathNameTests(SynchronousTestCase):
+    def test_names_of_a_path(self) -> None:
+        """
+        An event carries the path as text and its first segment as the resource, also for
+        paths too long to be remembered, and for bytes that are not UTF-8.
+        """
+        long_path = b"/search/" + b"x" * 1000 + b"?q=1"
+        self.assertEqual(path_names(b"/page/3?x=1"), ("/page/3?x=1", "/page"))
+        self.assertEqual(path_names(b"/"), ("/", "/"))
+        self.assertEqual(path_names(long_path), (long_path.decode(), "/search"))
+        self.assertEqual(path_names(b"/caf\xe9/x"), ("/caf\ufffd/x", "/caf\ufffd"))
+
+    def test_remembered_paths_are_bounded(self) -> None:
+        """
+        A crawler inventing paths cannot make the server keep their names without bound:
+        long paths are never remembered, and at most a few thousand short ones are.
+        """
+        for number in range(2000):
+            path_names(b"/long/%d/" % number + b"y" * 10_000)
+        for number in range(10_000):
+            path_names(b"/short/%d" % number)
+        remembered = tracking._path_names
+        self.assertLessEqual(len(remembered), 4096)
+        self.assertLessEqual(sum(len(path) for path in remembered), 4096 * 256)
