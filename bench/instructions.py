@@ -30,7 +30,14 @@ from pathlib import Path
 from bench.http_throughput import PROJECT
 
 WARM_UP = 500
-CONFIGURATIONS = ("bare", "bare, same cookies", "tracking", "clusterer", "pipeline")
+CONFIGURATIONS = (
+    "bare",
+    "bare, same cookies",
+    "tracking",
+    "clusterer",
+    "pipeline",
+    "pipeline, new visitors",
+)
 
 
 def serve(configuration: str, count: int) -> None:
@@ -88,10 +95,10 @@ def main() -> None:
         after = total_instructions(configuration, WARM_UP + args.requests)
         per_request[configuration] = (after - before) / args.requests
     base = per_request["bare"]
-    print(f"instructions per request (returning visitor), {args.requests} requests counted")
+    print(f"instructions per request, {args.requests} requests counted")
     for configuration, cost in per_request.items():
         print(
-            f"{configuration:<20} {cost:9,.0f}  +{cost - base:7,.0f}  bare/this {base / cost:.2f}"
+            f"{configuration:<22} {cost:9,.0f}  +{cost - base:7,.0f}  bare/this {base / cost:.2f}"
         )
 
 

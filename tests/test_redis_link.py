@@ -12,6 +12,7 @@ import pytest
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from twisted_sessions.redis_address import RedisAddress, parse_redis_url
@@ -128,6 +129,33 @@ class RedisLinkTests(TestCase):
         When Redis dies and comes back, the link reconnects by itself.
         """
         return Deferred.fromCoroutine(self._reconnects_after_restart())
+
+    async def _closing_is_not_an_outage(self) -> None:
+        pauser = self.link(self.redis_process.address, deadline=5)
+        link = self.link(self.redis_process.address, deadline=2)
+        await wait_until(lambda: pauser.connected and link.reachable is True)
+        warnings: list[str] = []
+
+        def observe(event: dict[str, object]) -> None:
+            if event.get("log_level") == LogLevel.warn:
+                warnings.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        # Redis holds every command: the next health check's PING stays in flight...
+        await pauser.execute("CLIENT", "PAUSE", "500")
+        await deferLater(reactor, 0.15, lambda: None)
+        # ...while the server shuts down and closes the link.
+        await link.disconnect()
+        await deferLater(reactor, 0.6, lambda: None)
+        self.assertEqual([w for w in warnings if "unreachable" in w], [])
+
+    def test_closing_is_not_an_outage(self) -> Deferred[None]:
+        """
+        Closing the link (at shutdown) while a health check waits for its reply is not
+        logged as Redis being unreachable.
+        """
+        return Deferred.fromCoroutine(self._closing_is_not_an_outage())
 
 
 def test_password_never_shown() -> None:

@@ -72,6 +72,8 @@ class RedisLink:
         self._health: LoopingCall | None = None
         #: ``None`` until the first health check, then whether Redis answered the last one.
         self.reachable: bool | None = None
+        # Set by disconnect(): a health check still waiting then fails because we closed.
+        self._closing = False
 
     def _endpoint(self) -> IStreamClientEndpoint:
         address = self.address
@@ -88,6 +90,7 @@ class RedisLink:
         """
         if self._factory is not None:
             return
+        self._closing = False
         self._factory = self._start_factory()
         self._log.info(
             "Redis at {where}: connecting in the background; pages are served meanwhile",
@@ -178,6 +181,8 @@ class RedisLink:
         try:
             await self.ping()
         except Exception as error:
+            if self._closing:
+                return  # Closed on purpose (shutdown) while this check waited: no outage.
             if self.reachable is not False:
                 self._log.warn(
                     "Redis at {where} is unreachable ({error}); the server goes on without it "
@@ -196,6 +201,7 @@ class RedisLink:
         """
         Stop the health checks and close the connection, waiting at most one deadline.
         """
+        self._closing = True
         if self._health is not None and self._health.running:
             self._health.stop()
         factory, self._factory = self._factory, None
