@@ -5,6 +5,7 @@ The stats resource tree, in memory over the real Site code, against a real Redis
 from __future__ import annotations
 
 import json
+import random
 import time
 from datetime import datetime
 from typing import Any
@@ -185,6 +186,16 @@ class StatsTests(MetricaTestCase):
             ),
             ("/stats/metricas/guests/timeserie?scale=day", 400, "'since' is required"),
             ("/stats/nothing", 404, "no such stats resource"),
+            ("/stats/metricas/guests/iterate/more", 404, "no such stats resource: 'more'"),
+            ("/stats/metricas/guests?since=2010-02-01", 400, "'since' does not apply here"),
+            ("/stats/metricas/guests/iterate?scale=day", 400, "'scale' does not apply here"),
+            (
+                "/stats/metricas/guests/timeserie?scale=day&since=2010-02-01&until=2010-02-03"
+                "&timespan=2010",
+                400,
+                "'timespan' does not apply here",
+            ),
+            ("/stats/metricas/guests?gender=boy&gender=girl", 400, "'gender' is given 2 times"),
         ]
         for path, status, message in cases:
             response, body = await fetch(site, path)
@@ -195,6 +206,62 @@ class StatsTests(MetricaTestCase):
             )
         response, body = await fetch(site, "/stats/metricas/guests", method="POST")
         self.assertEqual((response.status, response.header("Allow")), (405, "GET, HEAD"))
+
+    @coroutine_test
+    async def test_odd_queries_never_fail_the_server(self) -> None:
+        """
+        Whatever a client puts in the path and query (a seeded random mix of the real
+        parameters with odd values: empty, repeated, huge, negative, percent-encoded bytes that
+        are not UTF-8, NUL...), the answer is a JSON 200, 400 or 404 naming the problem, never
+        a 500.
+        """
+        site = await self.filled_site()
+        rng = random.Random(20261122)
+        paths = [
+            "/stats",
+            "/stats/",
+            "/stats/sessions",
+            "/stats/metricas/guests",
+            "/stats/metricas/guests/",
+            "/stats/metricas/guests/iterate",
+            "/stats/metricas/guests/timeserie",
+            "/stats/metricas/guests/iterate/extra",
+            "/stats/metricas/%ff",
+            "/stats/metricas/guests%00",
+        ]
+        names = ["timespan", "year", "month", "day", "hour", "by", "scale", "since", "until"]
+        names += ["gender", "age", "colour", "", "%ff", "year[]"]
+        values = ["", "2010", "2010-02", "2010-02-07", "2010-02-07T13", "-1", "0", "99999"]
+        values += [
+            "1e9",
+            "2010-02-07T25",
+            "girl",
+            "age",
+            "day",
+            "hour",
+            "%ff%fe",
+            "%00",
+            "a" * 5000,
+        ]
+        values += [
+            "2010-02-30",
+            "9999-12-31",
+            "0001-01-01",
+            "NaN",
+            "+5",
+            "%202010",
+            "%EF%BC%92%EF%BC%90%EF%BC%91%EF%BC%90",
+        ]
+        for _ in range(250):
+            query = "&".join(
+                f"{rng.choice(names)}={rng.choice(values)}" for _ in range(rng.randint(0, 4))
+            )
+            path = rng.choice(paths) + ("?" + query if query else "")
+            response, body = await fetch(site, path)
+            self.assertIn(response.status, (200, 400, 404), path[:200])
+            self.assertIsInstance(body, dict, path[:200])
+            if response.status != 200:
+                self.assertTrue(body["error"], path[:200])
 
     @coroutine_test
     async def test_redis_unreachable_is_a_quick_503(self) -> None:

@@ -12,8 +12,9 @@ Mounted at ``/stats`` by ``twistd sessions`` (or anywhere in your own tree)::
 
 Query parameters: ``timespan=2010-02-07`` (or ``2010``, ``2010-02``, ``2010-02-07T13``), or
 ``year=&month=&day=&hour=``; any other parameter filters an axis (``?gender=girl&age=19``).
-Bad input is a 400 with a JSON body naming the problem; an unknown metrica 404; methods other
-than GET and HEAD 405; Redis unreachable a 503 at once. Every response is JSON with
+Each is given once, and only to the view it is for (``since`` outside ``/timeserie`` would
+otherwise be silently ignored). Bad input is a 400 with a JSON body naming the problem; an
+unknown metrica or path 404; methods other than GET and HEAD 405; Redis unreachable a 503 at once. Every response is JSON with
 ``nosniff`` and ``no-store``.
 """
 
@@ -41,6 +42,17 @@ if TYPE_CHECKING:
 
 #: Parameters that are not axis filters.
 RESERVED = frozenset({"timespan", "year", "month", "day", "hour", "by", "scale", "since", "until"})
+#: The reserved parameters of each view (any other parameter filters an axis); one meant for
+#: another view is a 400, not silently ignored: ``since`` on a summary would count all time.
+_SPAN = frozenset({"timespan", "year", "month", "day", "hour"})
+_SUMMARY_TAKES = _SPAN
+_ITERATE_TAKES = _SPAN | {"by"}
+_TIMESERIE_TAKES = frozenset({"scale", "since", "until"})
+_BELONGS_TO = {
+    **dict.fromkeys(_SPAN, "/stats/metricas/{name} and its /iterate"),
+    "by": "/stats/metricas/{name}/iterate",
+    **dict.fromkeys(_TIMESERIE_TAKES, "/stats/metricas/{name}/timeserie"),
+}
 #: The most points a timeserie may return.
 MAX_POINTS = 1000
 
@@ -68,6 +80,10 @@ class _JSON(Resource):
         self._produce = produce
 
     def render(self, request: Any) -> Any:
+        if any(request.postpath):
+            # /stats/metricas/{name}/iterate/more: a path below a view is nothing.
+            path = "/".join(segment.decode("utf-8", "replace") for segment in request.postpath)
+            return _send(request, 404, {"error": f"no such stats resource: {path!r}"})
         if request.method not in (b"GET", b"HEAD"):
             request.setHeader(b"Allow", b"GET, HEAD")
             return _send(request, 405, {"error": "only GET and HEAD are allowed"})
@@ -121,14 +137,24 @@ class _Fixed(Resource):
         return _send(request, self._code, {"error": self._message})
 
 
-def _params(request: Any) -> dict[str, str]:
+def _params(request: Any, takes: frozenset[str]) -> dict[str, str]:
+    """
+    The query parameters, each given once, of a view that takes the reserved ones in ``takes``.
+    """
     params = {}
     for raw_key, raw_values in request.args.items():
         try:
-            key, value = raw_key.decode("utf-8"), raw_values[-1].decode("utf-8")
+            key = raw_key.decode("utf-8")
+            values = [raw.decode("utf-8") for raw in raw_values]
         except UnicodeDecodeError:
             raise StatsError(400, "query parameters must be UTF-8") from None
-        params[key] = value
+        if len(values) != 1:
+            raise StatsError(400, f"parameter {key!r} is given {len(values)} times: give it once")
+        if key in RESERVED and key not in takes:
+            raise StatsError(
+                400, f"parameter {key!r} does not apply here: it is for {_BELONGS_TO[key]}"
+            )
+        params[key] = values[0]
     return params
 
 
@@ -349,7 +375,7 @@ class _MetricaResource(Resource):
         return self._summary.render(request)
 
     async def _get(self, request: Any) -> dict[str, Any]:
-        params = _params(request)
+        params = _params(request, _SUMMARY_TAKES)
         query = _query(self.metrica, params)
         return {
             "metrica": self.metrica.name,
@@ -361,7 +387,7 @@ class _MetricaResource(Resource):
         }
 
     async def _iterate(self, request: Any) -> dict[str, Any]:
-        params = _params(request)
+        params = _params(request, _ITERATE_TAKES)
         query = _query(self.metrica, params)
         by = params.get("by")
         if by is not None:
@@ -391,7 +417,7 @@ class _MetricaResource(Resource):
         }
 
     async def _timeserie(self, request: Any) -> dict[str, Any]:
-        params = _params(request)
+        params = _params(request, _TIMESERIE_TAKES)
         scale = params.get("scale", "day")
         if scale not in ("year", "month", "day", "hour"):
             raise StatsError(400, f"scale must be year, month, day or hour, not {scale!r}")
