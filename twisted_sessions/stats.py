@@ -14,8 +14,8 @@ Query parameters: ``timespan=2010-02-07`` (or ``2010``, ``2010-02``, ``2010-02-0
 ``year=&month=&day=&hour=``; any other parameter filters an axis (``?gender=girl&age=19``).
 Each is given once, and only to the view it is for (``since`` outside ``/timeserie`` would
 otherwise be silently ignored). Bad input is a 400 with a JSON body naming the problem; an
-unknown metrica or path 404; methods other than GET and HEAD 405; Redis unreachable a 503 at once. Every response is JSON with
-``nosniff`` and ``no-store``.
+unknown metrica or path 404; methods other than GET and HEAD 405; Redis unreachable a 503 at
+once. Every response is JSON with ``nosniff`` and ``no-store``.
 """
 
 from __future__ import annotations
