@@ -293,6 +293,42 @@ class CapTests(SynchronousTestCase):
         self.assertEqual(hooks, [])
         self.assertIn(loyal.cookies["TWISTED_SESSION"].encode(), site.sessions)
 
+    def test_cookieless_flood_spares_returning_users(self) -> None:
+        """
+        At the cap, sessions whose cookie never came back (a crawler: one per request) are
+        evicted first: a user who came back keeps the session even when idle longest; among
+        users who all came back, the least recently active goes.
+        """
+        clock = Clock()
+        site, _, _ = make_site(clock, max_sessions=4)
+        returning = [Browser(site) for _ in range(2)]
+        for browser in returning:
+            browser.get("/")
+            clock.advance(1)
+            browser.get("/")
+        hooks: list[bytes] = []
+        for uid, session in site.sessions.items():
+            session.notifyOnExpire(lambda uid=uid: hooks.append(uid))
+        for _ in range(20):  # The crawler: its sessions take the two other places in turn.
+            clock.advance(1)
+            get(site, "/")
+        self.assertEqual(hooks, [])
+        self.assertEqual(site.sessions_evicted, 18)
+        kept = {b.cookies["TWISTED_SESSION"].encode() for b in returning}
+        self.assertLessEqual(kept, set(site.sessions))
+        # Users who come back leave the crawler's ranks (each newcomer's first request takes
+        # a crawler session's place)...
+        for newcomer in (Browser(site), Browser(site)):
+            newcomer.get("/")
+            clock.advance(1)
+            newcomer.get("/")
+        # ...and with no crawler session left, the least recently active user goes.
+        clock.advance(1)
+        get(site, "/")
+        first = returning[0].cookies["TWISTED_SESSION"].encode()
+        self.assertEqual(hooks, [first])
+        self.assertNotIn(first, site.sessions)
+
 
 class RequestEventTests(SynchronousTestCase):
     def test_event_describes_the_request(self) -> None:

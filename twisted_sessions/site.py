@@ -114,8 +114,9 @@ class Site(server.Site):
         overriding the session class's ``sessionTimeout``.
     :param max_session_age: if given, an absolute lifetime for every session of this Site,
         overriding the session class's ``max_session_age``.
-    :param max_sessions: the most live sessions; at the cap, the least recently active one is
-        expired (its hooks run) to make room.
+    :param max_sessions: the most live sessions; at the cap, one is expired (its hooks run) to
+        make room: the oldest of those whose cookie never came back (crawlers, health checks,
+        clients without cookies: one session per request), else the least recently active.
     :param cookies: cookie names and the visitor cookie setting.
     :param identify_user: computes the application's own user identity for a request.
     :param access_log: write Twisted's per-request access log line; off by default because it
@@ -149,6 +150,10 @@ class Site(server.Site):
         super().__init__(resource, reactor=reactor, **kwargs)
         # Least recently active first: touch() moves a session to the end.
         self.sessions: OrderedDict[bytes, Session] = OrderedDict()
+        # The sessions whose cookie has not come back yet, oldest first: evicted before any
+        # other, so that a flood of cookieless clients does not cut returning users' sessions
+        # short (their first touch takes them out).
+        self._unreturned: OrderedDict[bytes, Session] = OrderedDict()
         self.session_timeout = session_timeout
         self.max_session_age = max_session_age
         self.max_sessions = max_sessions
@@ -220,13 +225,14 @@ class Site(server.Site):
         Create, register and start a new session, first evicting the least recently active
         one(s) if the Site is at ``max_sessions``.
         """
-        sessions = self.sessions
+        sessions, unreturned = self.sessions, self._unreturned
         while len(sessions) >= self.max_sessions:
-            oldest = next(iter(sessions.values()))
+            victim = next(iter((unreturned or sessions).values()))
             self.sessions_evicted += 1
-            oldest.end(EndReason.EVICTED)
+            victim.end(EndReason.EVICTED)
             # A subclass whose expire() does not unregister must not make this loop forever.
-            sessions.pop(oldest.uid, None)
+            sessions.pop(victim.uid, None)
+            unreturned.pop(victim.uid, None)
         uid = self._mkuid()
         session = self.sessionFactory(self, uid)
         if self.session_timeout is not None:
@@ -234,8 +240,10 @@ class Site(server.Site):
         if self.max_session_age is not None:
             session.max_session_age = self.max_session_age
         sessions[uid] = session
+        unreturned[uid] = session
         # Every touch moves it to the end: the front is the least recently active.
         session._activity_order = sessions
+        session._unreturned_order = unreturned
         if not self._sweeper.admit(session):
             session.startCheckingExpiration()
         return session
@@ -257,6 +265,7 @@ class Site(server.Site):
             session = next(iter(self.sessions.values()))
             session.end(reason)
             self.sessions.pop(session.uid, None)
+            self._unreturned.pop(session.uid, None)
             count += 1
         self._sweeper.stop()
         return count
