@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from twisted.python.failure import Failure
     from twisted.web.resource import IResource
 
-#: Default cap on live web sessions (about 1.3 kB each: see docs/benchmarks.md).
+#: Default cap on live web sessions (about 1.1 kB each: see docs/benchmarks.md).
 DEFAULT_MAX_SESSIONS = 100_000
 
 
