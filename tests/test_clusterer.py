@@ -465,6 +465,42 @@ def test_max_open_bounds_open_sessions_and_loses_no_event(
         assert cache.evicted == 0
 
 
+def test_max_open_ends_single_event_sessions_first() -> None:
+    """
+    At the bound, the oldest session that still has a single event ends, even if a visit in
+    progress would end before it: a flood of one-event users (a crawler without cookies) does
+    not cut other users' visits in two.
+    """
+    cache = Cache(cutoff=100, max_open=3)
+    cache.process("user", 0, "u1")
+    cache.process("user", 1, "u2")
+    ended = []
+    for number in range(10):
+        ended += cache.process(f"bot{number}", 2 + number, f"b{number}")
+    assert [s.user for s in ended] == [f"bot{n}" for n in range(8)]
+    assert cache.evicted == 8
+    # A single-event session that takes a second event is no longer a candidate.
+    cache.process("bot9", 20, "b9-2")
+    ended = cache.process("late-comer", 21, "l1")
+    assert [s.user for s in ended] == ["bot8"]
+    # With no single-event session left, the one that would end first goes.
+    cache.process("late-comer", 22, "l2")
+    ended = cache.process("another", 23, "a1")
+    assert [(s.user, s.events) for s in ended] == [("user", ["u1", "u2"])]
+
+
+def test_max_open_keeps_few_candidates() -> None:
+    """
+    The single-event candidates never grow much beyond the open sessions, however many
+    sessions open and end over time.
+    """
+    cache = Cache(cutoff=10, max_open=50)
+    for number in range(5_000):
+        cache.process(f"user{number % 700}", float(number), number)
+        assert cache._singles is not None
+        assert len(cache._singles) <= len(cache) + 1
+
+
 def test_max_open_ends_the_session_that_would_end_first() -> None:
     """
     At the bound, a new user's session ends the open session with the oldest last event,

@@ -130,7 +130,11 @@ def test_clustered_session_bounds_reach_the_clusterer() -> None:
     for user in "aaabcdef":
         clusterer.request_finished(request_event(user))
     assert (clusterer.active_count, clusterer.evicted_count) == (5, 1)
-    assert [(v.user, len(v.events), v.event_count) for v in visits] == [("a", 2, 3)]
+    # The oldest single-request visit made room, not the visit in progress...
+    assert [(v.user, len(v.events), v.event_count) for v in visits] == [("b", 1, 1)]
+    clusterer.flush()
+    # ...which keeps its first two requests' events and counts all three.
+    assert [(v.user, len(v.events), v.event_count) for v in visits][1] == ("a", 2, 3)
 
 
 def request_event(user: str) -> RequestEvent:

@@ -36,7 +36,9 @@ Rules, all tested:
   ``max_events`` keeps at most that many events' data per session (the first ones, in
   timestamp order when they were kept); later events still extend the session and count in
   :attr:`Session.event_count`. ``max_open`` caps the open sessions: a new one beyond it ends
-  the session that would end first, at once, and :attr:`Cache.evicted` counts those.
+  another at once, and :attr:`Cache.evicted` counts those: the oldest session that still has a
+  single event (a client that never keeps an identity makes one per event: its sessions go
+  before any user's visit in progress), else the session that would end first.
 - :meth:`Cache.process` returns a list, so an event is processed whether or not the caller
   looks at the result (mw.lib.sessions returns a generator that does nothing until iterated).
 """
@@ -248,6 +250,12 @@ class Cache:
         # stale entries are dropped when they surface.
         self._late: dict[Hashable, Session] = {}
         self._late_heap: list[tuple[float, int, Hashable]] = []
+        # With max_open: the in-order sessions opened since, oldest first, as candidates to end
+        # early while they have a single event; entries of sessions that took a second event,
+        # turned late or ended are dropped when they reach the front.
+        self._singles: OrderedDict[Hashable, Session] | None = (
+            None if max_open is None else OrderedDict()
+        )
         # Numbers the late placements: orders late sessions that end together, and tells a
         # late-heap entry from a stale one.
         self._late_count = 0
@@ -333,14 +341,17 @@ class Cache:
             self._add(user, ts, data)
         max_open = self.max_open
         if max_open is not None and len(self._active) + len(self._late) > max_open:
-            ended = [*ended, self._evict()]
+            ended = [*ended, self._evict(user)]
         return ended
 
-    def _evict(self) -> Session:
+    def _evict(self, newcomer: Hashable) -> Session:
         """
-        End the open session that would end first, now: ``max_open`` is exceeded.
+        End an open session now, ``max_open`` being exceeded by ``newcomer``'s: the oldest with
+        a single event other than the newcomer's, else the one that would end first.
         """
-        first = self._first()
+        first = self._oldest_single()
+        if first is None or first.user == newcomer:
+            first = self._first()
         assert first is not None, "only called with sessions open"
         if self._active.pop(first.user, None) is None:
             del self._late[first.user]
@@ -430,9 +441,28 @@ class Cache:
                 session._times = [ts]
             if self._next_check == inf:
                 self._next_check = _check_time(ts, self.cutoff)
+            singles = self._singles
+            if singles is not None:
+                singles[user] = session
+                singles.move_to_end(user)
+                self._oldest_single()  # Drops stale entries at the front: bounded memory.
         else:
             session._append(ts, data, self._max_events)
             active.move_to_end(user)
+
+    def _oldest_single(self) -> Session | None:
+        """
+        The oldest in-order open session that has a single event, dropping the entries in
+        front of it that no longer are one. Every entry behind a live one is of a session
+        opened later, hence still open: the entries never outnumber the open sessions by much.
+        """
+        singles, active = self._singles, self._active
+        while singles:
+            user, session = next(iter(singles.items()))
+            if active.get(user) is session and session.event_count == 1:
+                return session
+            del singles[user]
+        return None
 
     def _next_index(self, user: Hashable) -> int:
         counts = self._counts
@@ -552,6 +582,8 @@ class Cache:
         self._active.clear()
         self._late.clear()
         self._late_heap.clear()
+        if self._singles is not None:
+            self._singles.clear()
         self._next_check = inf
         return ended
 

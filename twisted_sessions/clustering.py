@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 #: How many users' session counts (for ``Session.user_index``) a server remembers by default.
 DEFAULT_REMEMBERED_USERS = 1_000_000
 #: How many clustered sessions a server keeps open by default (at ~0.5 kB each with a few
-#: events: see docs/benchmarks.md); beyond it the one that would end first ends early.
+#: events: see docs/benchmarks.md); beyond it one ends early: see Cache's ``max_open``.
 DEFAULT_MAX_OPEN = 100_000
 #: How many events (RequestEvents) a server keeps per clustered session by default: a visit's
 #: first requests; the rest are counted (``Session.event_count``), not kept.
@@ -61,8 +61,9 @@ class SessionClusterer:
     :param clock: the reactor clock.
     :param cutoff: seconds without a request that end a clustered session.
     :param remember_users: how many users' session counts to keep for ``Session.user_index``.
-    :param max_open: the most open clustered sessions; beyond it, the one that would end first
-        ends at once (delivered as usual, counted in ``evicted_count``, warned about).
+    :param max_open: the most open clustered sessions; beyond it, one ends at once (delivered
+        as usual, counted in ``evicted_count``, warned about): the oldest single-request
+        visit, else the visit that would end first.
     :param max_events: the most events kept per clustered session (``None``: all); the count,
         start and end of a session are exact whatever this bound.
     """
@@ -152,7 +153,8 @@ class SessionClusterer:
         if now - self._last_warning >= _WARNING_INTERVAL:
             self._last_warning = now
             self._log.warn(
-                "{max_open} clustered sessions open: the ones that would end first end early "
+                "{max_open} clustered sessions open: single-request visits, else those that "
+                "would end first, end early "
                 "({evicted} so far); raise --max-clustered-sessions if memory allows",
                 max_open=self._cache.max_open,
                 evicted=self._cache.evicted,
