@@ -53,6 +53,7 @@ from heapq import heappop, heappush
 from math import inf, nextafter
 from typing import Any, Literal
 
+from .candidates import Candidates
 from .timestamps import to_seconds
 
 #: The default cutoff, an hour, as in mw.lib.sessions.
@@ -250,11 +251,9 @@ class Cache:
         # stale entries are dropped when they surface.
         self._late: dict[Hashable, Session] = {}
         self._late_heap: list[tuple[float, int, Hashable]] = []
-        # With max_open: the in-order sessions opened since, oldest first, as candidates to end
-        # early while they have a single event; entries of sessions that took a second event,
-        # turned late or ended are dropped when they reach the front.
-        self._singles: OrderedDict[Hashable, Session] | None = (
-            None if max_open is None else OrderedDict()
+        # With max_open: the in-order sessions with a single event, oldest first: ended first.
+        self._singles: Candidates[Session] | None = (
+            None if max_open is None else Candidates(self._is_single)
         )
         # Numbers the late placements: orders late sessions that end together, and tells a
         # late-heap entry from a stale one.
@@ -349,9 +348,12 @@ class Cache:
         End an open session now, ``max_open`` being exceeded by ``newcomer``'s: the oldest with
         a single event other than the newcomer's, else the one that would end first.
         """
-        first = self._oldest_single()
+        singles = self._singles
+        first = singles.oldest() if singles is not None else None
         if first is None or first.user == newcomer:
             first = self._first()
+        elif singles is not None:
+            singles.forget_oldest()
         assert first is not None, "only called with sessions open"
         if self._active.pop(first.user, None) is None:
             del self._late[first.user]
@@ -441,28 +443,19 @@ class Cache:
                 session._times = [ts]
             if self._next_check == inf:
                 self._next_check = _check_time(ts, self.cutoff)
-            singles = self._singles
-            if singles is not None:
-                singles[user] = session
-                singles.move_to_end(user)
-                self._oldest_single()  # Drops stale entries at the front: bounded memory.
+            if self._singles is not None:
+                self._singles.add(session, len(active) + len(self._late))
         else:
             session._append(ts, data, self._max_events)
             active.move_to_end(user)
 
-    def _oldest_single(self) -> Session | None:
+    def _is_single(self, session: Session) -> bool:
         """
-        The oldest in-order open session that has a single event, dropping the entries in
-        front of it that no longer are one. Every entry behind a live one is of a session
-        opened later, hence still open: the entries never outnumber the open sessions by much.
+        Whether ``session`` is open, in order, with a single event: a candidate to end early.
         """
-        singles, active = self._singles, self._active
-        while singles:
-            user, session = next(iter(singles.items()))
-            if active.get(user) is session and session.event_count == 1:
-                return session
-            del singles[user]
-        return None
+        return self._active.get(session.user) is session and (
+            len(session.events) + session.untracked == 1
+        )
 
     def _next_index(self, user: Hashable) -> int:
         counts = self._counts

@@ -75,8 +75,8 @@ class Session(server.Session):
     # The same order among the sessions the Site's IdleSweeper expires, if it took this one
     # (then it has no timer of its own).
     _sweep_order: Any = None
-    # The Site's sessions whose cookie has not come back, while this is one of them.
-    _unreturned_order: Any = None
+    # False from its creation by a Site until a request brings its cookie back (a touch).
+    _came_back = True
     ended_at: float | None = None
     request_count = 0
     user: Hashable = None
@@ -166,12 +166,8 @@ class Session(server.Session):
             # The timeout or age limit changed since the check was scheduled: it may now be
             # due earlier than the pending check.
             self._schedule_check(now)
+        self._came_back = True  # Its client keeps the cookie: not evicted first any more.
         uid = self.uid
-        unreturned = self._unreturned_order
-        if unreturned is not None:
-            # Touched again: its client keeps the cookie, it is no longer evicted first.
-            self._unreturned_order = None
-            unreturned.pop(uid, None)
         order = self._activity_order
         if order is not None:
             # try/except rather than contextlib.suppress: this runs on every request.
@@ -227,9 +223,6 @@ class Session(server.Session):
         sweep_order, self._sweep_order = self._sweep_order, None
         if sweep_order is not None:
             sweep_order.pop(self.uid, None)
-        unreturned, self._unreturned_order = self._unreturned_order, None
-        if unreturned is not None:
-            unreturned.pop(self.uid, None)
         # Index, not iterate-and-clear: a hook may register further hooks, which run too.
         hooks = self.expireCallbacks
         index = 0

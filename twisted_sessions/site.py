@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.web import server
 from twisted.web.resource import getChildForRequest
 
+from .candidates import Candidates
 from .cookies import CookiePolicy
 from .events import EndReason, SessionSummary
 from .expiry import IdleSweeper
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from twisted.python.failure import Failure
     from twisted.web.resource import IResource
 
-#: Default cap on live web sessions (about 1.1 kB each: see docs/benchmarks.md).
+#: Default cap on live web sessions (about 1 kB each: see docs/benchmarks.md).
 DEFAULT_MAX_SESSIONS = 100_000
 
 
@@ -152,8 +153,8 @@ class Site(server.Site):
         self.sessions: OrderedDict[bytes, Session] = OrderedDict()
         # The sessions whose cookie has not come back yet, oldest first: evicted before any
         # other, so that a flood of cookieless clients does not cut returning users' sessions
-        # short (their first touch takes them out).
-        self._unreturned: OrderedDict[bytes, Session] = OrderedDict()
+        # short.
+        self._unreturned: Candidates[Session] = Candidates(self._never_came_back)
         self.session_timeout = session_timeout
         self.max_session_age = max_session_age
         self.max_sessions = max_sessions
@@ -225,14 +226,17 @@ class Site(server.Site):
         Create, register and start a new session, first evicting the least recently active
         one(s) if the Site is at ``max_sessions``.
         """
-        sessions, unreturned = self.sessions, self._unreturned
+        sessions = self.sessions
         while len(sessions) >= self.max_sessions:
-            victim = next(iter((unreturned or sessions).values()))
+            victim = self._unreturned.oldest()
+            if victim is None:
+                victim = next(iter(sessions.values()))
+            else:
+                self._unreturned.forget_oldest()
             self.sessions_evicted += 1
             victim.end(EndReason.EVICTED)
             # A subclass whose expire() does not unregister must not make this loop forever.
             sessions.pop(victim.uid, None)
-            unreturned.pop(victim.uid, None)
         uid = self._mkuid()
         session = self.sessionFactory(self, uid)
         if self.session_timeout is not None:
@@ -240,13 +244,20 @@ class Site(server.Site):
         if self.max_session_age is not None:
             session.max_session_age = self.max_session_age
         sessions[uid] = session
-        unreturned[uid] = session
         # Every touch moves it to the end: the front is the least recently active.
         session._activity_order = sessions
-        session._unreturned_order = unreturned
+        # Until a request brings its cookie back (touch() says so).
+        session._came_back = False
+        self._unreturned.add(session, len(sessions))
         if not self._sweeper.admit(session):
             session.startCheckingExpiration()
         return session
+
+    def _never_came_back(self, session: Session) -> bool:
+        """
+        Whether ``session`` is live and its cookie never came back: evicted first at the cap.
+        """
+        return not session._came_back and self.sessions.get(session.uid) is session
 
     def session_ended(self, summary: SessionSummary) -> None:
         """
@@ -265,7 +276,7 @@ class Site(server.Site):
             session = next(iter(self.sessions.values()))
             session.end(reason)
             self.sessions.pop(session.uid, None)
-            self._unreturned.pop(session.uid, None)
             count += 1
+        self._unreturned.clear()
         self._sweeper.stop()
         return count
