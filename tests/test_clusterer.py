@@ -314,6 +314,22 @@ def test_remembered_users_are_bounded() -> None:
     assert session.user_index == 0
 
 
+def test_remembered_users_forget_the_least_recently_seen() -> None:
+    """
+    Past ``remember_users``, the user forgotten is the one whose last session started longest
+    ago, not the one first seen.
+    """
+    cache = Cache(cutoff=10, remember_users=2)
+    cache.process("a", 0, "a1")
+    cache.process("b", 1, "b1")
+    cache.process("a", 20, "a2")  # a's second session: a is now the most recently seen.
+    cache.process("c", 21, "c1")  # Three users: b goes.
+    cache.process("a", 40, "a3")
+    cache.process("b", 41, "b2")
+    indexes = {(s.user, s.events[0]): s.user_index for s in cache.finish_all()}
+    assert indexes == {("a", "a3"): 2, ("b", "b2"): 0}
+
+
 @pytest.mark.parametrize(
     "settings_, message",
     [

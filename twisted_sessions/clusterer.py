@@ -260,7 +260,10 @@ class Cache:
         self._late_count = 0
         # Event timestamps are only needed to place late events inside a session.
         self._keep_times = late == "place"
-        self._counts: dict[Hashable, int] = {}
+        # Sessions per user, least recently seen first when bounded: an OrderedDict then, whose
+        # front is found in O(1) (a dict's next(iter()) skips every slot deleted at its front
+        # since its last resize: 30 us and growing per new user with a million remembered).
+        self._counts: dict[Hashable, int] = {} if remember_users is None else OrderedDict()
         # The lowest finite float, not -inf: run() relies on "clock <= t" excluding -inf.
         self._clock = -sys.float_info.max
         # No session can end before this time, so the expiry pass is skipped until then.
@@ -462,7 +465,7 @@ class Cache:
         index = counts.pop(user, 0)
         counts[user] = index + 1
         if self._remember is not None and len(counts) > self._remember:
-            del counts[next(iter(counts))]
+            counts.popitem(last=False)  # type: ignore[call-arg]  # An OrderedDict, see __init__.
         return index
 
     def _place_late(self, user: Hashable, ts: float, data: Any) -> list[Session]:
