@@ -314,20 +314,19 @@ def test_remembered_users_are_bounded() -> None:
     assert session.user_index == 0
 
 
-def test_remembered_users_forget_the_least_recently_seen() -> None:
+def test_remembered_users_keep_the_recently_seen() -> None:
     """
-    Past ``remember_users``, the user forgotten is the one whose last session started longest
-    ago, not the one first seen.
+    Past ``remember_users``, a user whose sessions keep coming is remembered however many other
+    users pass; one not seen while ``remember_users`` other users started sessions is forgotten.
     """
-    cache = Cache(cutoff=10, remember_users=2)
-    cache.process("a", 0, "a1")
-    cache.process("b", 1, "b1")
-    cache.process("a", 20, "a2")  # a's second session: a is now the most recently seen.
-    cache.process("c", 21, "c1")  # Three users: b goes.
-    cache.process("a", 40, "a3")
-    cache.process("b", 41, "b2")
-    indexes = {(s.user, s.events[0]): s.user_index for s in cache.finish_all()}
-    assert indexes == {("a", "a3"): 2, ("b", "b2"): 0}
+    cache = Cache(cutoff=10, remember_users=4)
+    clock = iter(range(0, 10_000, 20))  # Every event a new session: 20 s apart, cutoff 10.
+    events = [("a", f"passer-by {number}") for number in range(10)]
+    users = [user for pair in events for user in pair] + [f"newcomer {n}" for n in range(4)]
+    sessions = [s for user in [*users, "a"] for s in cache.process(user, next(clock), user)]
+    sessions += cache.finish_all()
+    indexes = [s.user_index for s in sessions if s.user == "a"]
+    assert indexes == [*range(10), 0]
 
 
 @pytest.mark.parametrize(

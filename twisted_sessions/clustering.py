@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
     from .events import RequestEvent, SessionSummary
 
-#: How many users' session counts (for ``Session.user_index``) a server remembers by default.
+#: How many users' session counts (for ``Session.user_index``) a server remembers by default, at
+#: most (at least half as many: see Cache).
 DEFAULT_REMEMBERED_USERS = 1_000_000
 #: How many clustered sessions a server keeps open by default (at ~0.5 kB each with a few
 #: events: see docs/benchmarks.md); beyond it one ends early: see Cache's ``max_open``.
