@@ -480,6 +480,21 @@ def test_max_open_bounds_open_sessions_and_loses_no_event(
         assert cache.evicted == 0
 
 
+def test_late_bookkeeping_does_not_grow_with_time() -> None:
+    """
+    A server sees late events all the time (requests finish out of order), each session
+    soon back in order: what is kept for late sessions does not grow with the stream.
+    """
+    cache = Cache(cutoff=1800, late="place")
+    for second in range(20_000):
+        cache.process("a", second + 0.1, "a, in order")
+        cache.process("b", second + 0.5, "b, in order")
+        # Arrived before b's but finished after it: a's newest event, late for the stream.
+        cache.process("a", second + 0.3, "a, late")
+    assert cache.late_events == 20_000
+    assert len(cache._late_heap) <= 2
+
+
 def test_max_open_ends_single_event_sessions_first() -> None:
     """
     At the bound, the oldest session that still has a single event ends, even if a visit in

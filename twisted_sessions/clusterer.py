@@ -446,6 +446,10 @@ class Cache:
             if session is not None:
                 # Back in order: its last event is now the newest of all.
                 active[user] = session
+                if not self._late:
+                    # Every heap entry is stale now: drop them at once rather than when they
+                    # surface, which only a pass with late sessions open does.
+                    self._late_heap.clear()
         if session is None:
             session = active[user] = Session(user, [data], ts, ts, self._next_index(user))
             if self._keep_times:
