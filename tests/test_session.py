@@ -15,6 +15,7 @@ from twisted.web.static import Data
 from zope.interface import implementer
 
 from twisted_sessions import EndReason, ISessionObserver, Session, SessionSummary, Site
+from twisted_sessions.session import session_key
 
 from .http import Browser
 
@@ -307,20 +308,24 @@ def expiry_timers(clock: Clock) -> list[str]:
 class OneTimerTests(SynchronousTestCase):
     def test_sessions_sharing_a_timeout_share_one_timer(self) -> None:
         """
-        However many sessions are live, those sharing the Site's timeout cost one pending
-        timer, not one each; a session with an absolute lifetime keeps its own.
+        However many sessions are live, those sharing the Site's timeout (and absolute
+        lifetime, if any) cost one pending timer, not one each; a session whose settings
+        differ keeps its own.
         """
         clock = clock_at()
         site = Site(page(), reactor=clock)
-        browsers = [Browser(site) for _ in range(50)]
-        for browser in browsers:
-            browser.get("/")
-            clock.advance(1)
-        self.assertEqual(expiry_timers(clock), ["_sweep"])
         aged = Site(page(), reactor=clock, max_session_age=60)
-        Browser(aged).get("/")
-        self.assertEqual(sorted(expiry_timers(clock)), ["_deadline_reached", "_sweep"])
-        clock.advance(900)
+        for _ in range(50):
+            Browser(site).get("/")
+            Browser(aged).get("/")
+            clock.advance(1)
+        self.assertEqual(expiry_timers(clock), ["_sweep", "_sweep"])
+        browser = Browser(site)
+        browser.get("/")
+        site.sessions[browser.cookies["TWISTED_SESSION"].encode()].sessionTimeout = 1800
+        browser.get("/")
+        self.assertEqual(sorted(expiry_timers(clock)), ["_deadline_reached", "_sweep", "_sweep"])
+        clock.advance(1800)
         self.assertEqual((len(site.sessions), len(aged.sessions)), (0, 0))
         self.assertEqual(expiry_timers(clock), [], "no timer is left once all have ended")
 
@@ -343,6 +348,44 @@ class OneTimerTests(SynchronousTestCase):
         self.assertFalse(long_lived.ended)
         clock.advance(0.1)
         self.assertTrue(long_lived.ended)
+
+    def test_lifetime_and_idle_expiry_match_the_model(self) -> None:
+        """
+        With a Site-wide absolute lifetime too, seeded random traffic: at every step a session
+        is alive exactly while it is younger than the lifetime and less than the timeout has
+        passed since its last request; it ended for its age or its idleness, whichever came
+        first (its age when both did), its hooks run once.
+        """
+        reasons: set[EndReason] = set()
+        for seed in range(20):
+            rng = random.Random(seed)
+            clock = clock_at()
+            site = Site(page(), reactor=clock, session_timeout=30, max_session_age=70)
+            recorder = SessionRecorder()
+            site.add_observer(recorder)
+            browsers = [Browser(site) for _ in range(8)]
+            started: dict[bytes, float] = {}
+            last_request: dict[bytes, float] = {}
+            for _ in range(150):
+                browser = rng.choice(browsers)
+                browser.get("/")
+                uid = browser.cookies["TWISTED_SESSION"].encode()
+                started.setdefault(uid, clock.seconds())
+                last_request[uid] = clock.seconds()
+                clock.advance(rng.choice([0, 1, 4, 12, 29, 30, 31, 50, 70]))
+                now = clock.seconds()
+                for known, last in last_request.items():
+                    alive = now - last < 30 and now - started[known] < 70
+                    self.assertEqual(known in site.sessions, alive, (seed, known, now))
+            expected = {}
+            for uid, last in last_request.items():
+                if uid not in site.sessions:
+                    aged_out = started[uid] + 70 <= last + 30
+                    expected[session_key(uid)] = EndReason.MAX_AGE if aged_out else EndReason.IDLE
+            ended = {s.session_key: s.reason for s in recorder.ended}
+            self.assertEqual(ended, expected, seed)
+            reasons.update(ended.values())
+        self.assertEqual(reasons, {EndReason.MAX_AGE, EndReason.IDLE}, "both limits reached")
 
     def test_expiry_matches_the_model_under_random_traffic(self) -> None:
         """

@@ -256,11 +256,19 @@ class Session(server.Session):
         if self.expires_at - now > EARLY:
             self._schedule_check(now)  # Touched since the check was scheduled.
             return
+        self.end(self._expiry_reason())
+
+    def _expiry_reason(self) -> EndReason:
+        """
+        Why a session found due (``expires_at`` passed) ended: its lifetime or its idleness,
+        whichever deadline came first (its lifetime when both at once), however late the
+        check that found it.
+        """
         age_limit = self.max_session_age
-        if age_limit is not None and now - (self.started + age_limit) >= -EARLY:
-            self.end(EndReason.MAX_AGE)
-        else:
-            self.end(EndReason.IDLE)
+        idle_deadline = float(self.lastModified) + float(self.sessionTimeout)
+        if age_limit is not None and self.started + age_limit <= idle_deadline + EARLY:
+            return EndReason.MAX_AGE
+        return EndReason.IDLE
 
     def _run_hook(self, hook: Callable[[], object]) -> None:
         try:
