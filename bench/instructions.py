@@ -7,10 +7,9 @@ shared machine's noise cannot move.
 
 Each configuration of ``bench.request_cost`` (bare twisted.web without and with the same
 cookies, tracking, clusterer, the whole pipeline for a returning and for a new visitor) runs in
-a fresh ``python`` under
-``valgrind --tool=callgrind`` twice, serving 500 and then ``500 + --requests`` requests; the
-difference of the two totals divided by ``--requests`` is the cost of one request, start-up
-and warm-up cancelled out. Runs agree to within half a percent, whatever else the machine
+a fresh ``python`` under ``valgrind --tool=callgrind`` twice, serving 500 and then
+``500 + --requests`` requests; the difference of the two totals divided by ``--requests`` is
+the cost of one request, start-up and warm-up cancelled out. Runs agree to within half a percent, whatever else the machine
 does.
 
 What this leaves out is the same for every server: the reactor's socket calls and the kernel.
