@@ -358,10 +358,11 @@ class Cache:
         a single event other than the newcomer's, else the one that would end first.
         """
         singles = self._singles
-        first = singles.oldest() if singles is not None else None
+        assert singles is not None, "only called with max_open set"
+        first = singles.oldest()
         if first is None or first.user == newcomer:
             first = self._first()
-        elif singles is not None:
+        else:
             singles.forget_oldest()
         assert first is not None, "only called with sessions open"
         if self._active.pop(first.user, None) is None:

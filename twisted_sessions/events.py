@@ -25,7 +25,8 @@ class EndReason(Enum):
     IDLE = "idle"
     #: The session reached its absolute lifetime (``max_session_age``).
     MAX_AGE = "max_age"
-    #: The Site was at ``max_sessions`` and this was the least recently active session.
+    #: The Site was at ``max_sessions`` and this was the oldest session whose cookie never came
+    #: back, or, if every session had come back, the least recently active one.
     EVICTED = "evicted"
     #: The server is stopping.
     SHUTDOWN = "shutdown"

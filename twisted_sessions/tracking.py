@@ -47,13 +47,6 @@ def path_names(path: bytes) -> tuple[str, str]:
     return names
 
 
-def resource_name(path: bytes) -> str:
-    """
-    The first segment of a path, as a bounded resource name: ``/page/3`` gives ``/page``.
-    """
-    return path_names(path)[1]
-
-
 #: How many paths' names are remembered, and up to what length: a site's own pages, not what
 #: a crawler makes up (past the bounds, names are computed each time, and at most a megabyte
 #: or two is ever kept).
