@@ -24,7 +24,7 @@ import tracemalloc
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from twisted_sessions.clusterer import Cache, cluster
+from twisted_sessions.clustering import Cache, cluster
 
 Stream = list[tuple[int, int, int]]
 
@@ -120,7 +120,7 @@ def compare(stream: Stream, users: int, rounds: int) -> None:
     Check that the three agree on ``stream``, then time them, alternating, ``rounds`` times.
     """
     implementations = {
-        "twisted_sessions.clusterer.cluster": ours,
+        "twisted_sessions.clustering.cluster": ours,
         "  the same, late='place'": ours_placing,
         "mwsessions.sessionize": mwsessions_sessionize,
         "mw.lib.sessions.cluster": mw_lib_cluster,

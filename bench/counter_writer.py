@@ -32,11 +32,15 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 
-from twisted_sessions.axis import Axis, StoredChoiceAxis
-from twisted_sessions.keys import ALL, bucket_key, count_field, encode, value_field
-from twisted_sessions.metrica import AveragedMetrica, CounterStore
-from twisted_sessions.redis_link import RedisLink
-from twisted_sessions.timebuckets import Timespan
+from twisted_sessions.counters import (
+    AveragedMetrica,
+    Axis,
+    CounterStore,
+    StoredChoiceAxis,
+    Timespan,
+)
+from twisted_sessions.storage import RedisLink
+from twisted_sessions.storage.keys import ALL, bucket_key, count_field, encode, value_field
 
 METHODS = ["GET", "POST", "PUT", "DELETE"]
 STATUSES = ["2xx", "3xx", "4xx", "5xx", "1xx"]

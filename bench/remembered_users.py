@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from twisted_sessions.clusterer import Cache
+from twisted_sessions.clustering import Cache
 
 
 def main() -> None:

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from twisted_sessions.axis import Axis, StoredChoiceAxis
-from twisted_sessions.metrica import CounterStore, Metrica
-from twisted_sessions.redis_link import RedisLink
+from twisted_sessions.counters import Axis, CounterStore, Metrica, StoredChoiceAxis
+from twisted_sessions.storage import RedisLink
 
 
 async def guests_report(store: CounterStore) -> dict[str, object]:

@@ -9,7 +9,7 @@ has been away for that long (or when the server stops).
 
 from __future__ import annotations
 
-from twisted_sessions.clusterer import Session
+from twisted_sessions.clustering import Session
 
 
 def print_visit(session: Session) -> None:

@@ -12,8 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from twisted_sessions.embedded_redis import find_redis_server
-from twisted_sessions.redis_address import RedisAddress
+from twisted_sessions.storage import RedisAddress
+from twisted_sessions.storage.embedded import find_redis_server
 
 
 class RedisProcess:

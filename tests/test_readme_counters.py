@@ -9,7 +9,7 @@ from pathlib import Path
 
 from twisted.internet.defer import Deferred
 
-from .test_metrica import MetricaTestCase, coroutine_test
+from .reactor_case import MetricaTestCase, coroutine_test
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 

@@ -12,10 +12,10 @@ from twisted.internet.task import Clock
 from twisted.python import usage
 from twisted.web.resource import IResource
 
-from twisted_sessions.cookies import CookiePolicy
 from twisted_sessions.events import RequestEvent
-from twisted_sessions.redis_address import RedisAddress
+from twisted_sessions.storage import RedisAddress
 from twisted_sessions.tap import Options, build_server
+from twisted_sessions.web.cookies import CookiePolicy
 
 
 def parse(*argv: str) -> Options:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from . import sessionize
+from .clustering import sessionize
 
 COMMANDS = {"sessionize": sessionize.main}
 

@@ -21,12 +21,12 @@ from .events import EndReason
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
 
-    from .clustering import SessionClusterer
-    from .embedded_redis import EmbeddedRedis
+    from .clustering.clusterer import SessionClusterer
+    from .counters.metrica import CounterStore
     from .interfaces import IFlushable
-    from .metrica import CounterStore
-    from .redis_link import RedisLink
-    from .site import Site
+    from .storage.embedded import EmbeddedRedis
+    from .storage.link import RedisLink
+    from .web.site import Site
 
 
 class StartupError(SystemExit):

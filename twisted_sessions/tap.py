@@ -17,19 +17,19 @@ from twisted.internet.endpoints import serverFromString
 from twisted.python import reflect, usage
 from twisted.web.resource import IResource
 
-from .builtin import Counting
-from .clusterer import Session
-from .clustering import DEFAULT_MAX_EVENTS, DEFAULT_MAX_OPEN, SessionClusterer
-from .cookies import CookiePolicy
-from .embedded_redis import EmbeddedRedis, RedisServerNotFound, find_redis_server
-from .landing import LandingPage
-from .metrica import CounterStore
-from .redis_address import RedisAddress, parse_redis_url
-from .redis_link import RedisLink
+from .clustering.clusterer import DEFAULT_MAX_EVENTS, DEFAULT_MAX_OPEN, SessionClusterer
+from .counters.counting import Counting
+from .counters.metrica import CounterStore
+from .counters.writer import CounterWriter
+from .interfaces import ClusteredSession
 from .server import SessionServer
-from .site import DEFAULT_MAX_SESSIONS, Site
-from .stats import StatsResource
-from .writer import CounterWriter
+from .stats.resource import StatsResource
+from .storage.address import RedisAddress, parse_redis_url
+from .storage.embedded import EmbeddedRedis, RedisServerNotFound, find_redis_server
+from .storage.link import RedisLink
+from .web.cookies import CookiePolicy
+from .web.landing import LandingPage
+from .web.site import DEFAULT_MAX_SESSIONS, Site
 
 
 def _positive_seconds(option: str, text: str) -> float:
@@ -225,7 +225,7 @@ def _read_token(path: str) -> str:
     return token
 
 
-def load_hook(name: str) -> Callable[[Session], object]:
+def load_hook(name: str) -> Callable[[ClusteredSession], object]:
     """
     Load the ``--session-hook`` callable.
 
@@ -234,7 +234,7 @@ def load_hook(name: str) -> Callable[[Session], object]:
     found = _load_named("--session-hook", name)
     if not callable(found):
         raise usage.UsageError(f"--session-hook {name!r} is {found!r}, which is not callable")
-    hook: Callable[[Session], object] = found
+    hook: Callable[[ClusteredSession], object] = found
     return hook
 
 
@@ -250,7 +250,7 @@ def build_server(reactor: Any, options: Options) -> SessionServer:
     else:
         address = options["redis-address"]
     redis = RedisLink(reactor, address, deadline=options["redis-deadline"])
-    resource = options.get("resource") or LandingPage(redis)
+    resource = options.get("resource") or LandingPage(address.describe(), lambda: redis.connected)
     site = Site(
         resource,
         reactor=reactor,

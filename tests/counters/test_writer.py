@@ -1,0 +1,267 @@
+"""
+The counter writer against real Redis servers: coalesced, idempotent, bounded, loss-free.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import tempfile
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
+from twisted.logger import globalLogPublisher
+from twisted.trial.unittest import TestCase
+
+from twisted_sessions.counters import AveragedMetrica, Axis, CounterStore, CounterWriter, Metrica
+from twisted_sessions.storage import RedisAddress, RedisLink, RedisUnavailable
+
+from ..reactor_case import coroutine_test, wait_until
+from ..redis_process import RedisProcess
+
+COLORS = Axis(["red", "green", "blue"])
+SIZES = Axis(["s", "m", "l"])
+
+
+async def pause(link: RedisLink, milliseconds: int) -> None:
+    """
+    Pause Redis's writes, retrying while the link is still reconnecting after a restart.
+    """
+    for _ in range(200):
+        try:
+            await link.execute("CLIENT", "PAUSE", str(milliseconds), "WRITE")
+            return
+        except RedisUnavailable:
+            await deferLater(reactor, 0.05, lambda: None)
+    raise AssertionError("could not pause Redis")
+
+
+class WriterTests(TestCase):
+    def setUp(self) -> None:
+        self.redis = RedisProcess(appendonly=True).start()
+        self.addCleanup(self.redis.stop)
+
+    async def link(self, address: RedisAddress | None = None, deadline: float = 1.0) -> RedisLink:
+        link = RedisLink(
+            reactor, address or self.redis.address, deadline=deadline, health_interval=0.1
+        )
+        link.connect()
+        self.addCleanup(lambda: Deferred.fromCoroutine(link.disconnect()))
+        if address is None:
+            await wait_until(lambda: link.connected)
+        return link
+
+    def store(self, link: RedisLink, **settings: object) -> CounterStore:
+        writer = CounterWriter(reactor, link, **settings)  # type: ignore[arg-type]
+        return CounterStore(reactor, link, writer)
+
+    @coroutine_test
+    async def test_one_call_per_flush_and_exact_counts(self) -> None:
+        """
+        Ten thousand kicks become one script call (all buckets, all combinations, sums and
+        counts together), and every bucket agrees with the kicks.
+        """
+        link = await self.link()
+        store = self.store(link)
+        metrica = AveragedMetrica("load", axes=[("color", COLORS), ("size", SIZES)], store=store)
+        rng = random.Random(7)
+        expected: Counter[tuple[str, str]] = Counter()
+        for _ in range(10_000):
+            color, size = rng.choice(COLORS.choices), rng.choice(SIZES.choices)
+            metrica.kick(value=2, color=color, size=size)
+            expected[(color, size)] += 1
+        await store.flush()
+        self.assertEqual(store.writer.commands_sent, 1)
+        self.assertEqual(await metrica.count(), 10_000)
+        self.assertEqual(await metrica.total(), 20_000)
+        for (color, size), kicks in expected.items():
+            self.assertEqual(await metrica.filter(color=color, size=size).count(), kicks)
+        by_color = dict(await metrica.iterate_counts("color"))
+        self.assertEqual(sum(by_color.values()), 10_000)
+
+    @coroutine_test
+    async def test_ambiguous_timeout_is_not_counted_twice(self) -> None:
+        """
+        A batch whose call times out while Redis is paused is applied by Redis afterwards;
+        the writer, not knowing, sends it again: the batch id makes the second call a no-op.
+        """
+        link = await self.link(deadline=0.3)
+        pauser = await self.link()
+        store = self.store(link)
+        metrica = Metrica("ambiguous", store=store)
+        for _ in range(5):
+            metrica.kick()
+        await pauser.execute("CLIENT", "PAUSE", "1000", "WRITE")
+        await store.flush()  # Times out: kept, and (after the pause) applied by Redis.
+        self.assertEqual(store.writer.batches_written, 0)
+        self.assertGreater(store.writer.backlog, 0)
+        await deferLater(reactor, 1.2, lambda: None)
+        await wait_until(lambda: link.connected)
+        await store.writer.send()
+        self.assertEqual(store.writer.backlog, 0)
+        self.assertEqual(await metrica.total(), 5)
+
+    @coroutine_test
+    async def test_backlog_bound_drops_and_counts(self) -> None:
+        """
+        With Redis away, kicks wait up to the bound; beyond it they are dropped, counted and
+        logged once (not once per kick).
+        """
+        missing = RedisAddress(path=str(Path(tempfile.mkdtemp()) / "none.sock"))
+        link = await self.link(missing)
+        store = self.store(link, max_pending=10)
+        metrica = Metrica("bounded", axes=[("n", Axis([str(i) for i in range(30)]))], store=store)
+        warnings: list[str] = []
+
+        def observe(event: dict[str, object]) -> None:
+            if "dropping kicks" in str(event.get("log_format")):
+                warnings.append("warned")
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        for number in range(30):
+            metrica.kick(n=str(number))
+        metrica.kick(n="0")  # Adds to a pending counter: never dropped.
+        self.assertEqual(store.writer.dropped, 20)
+        self.assertEqual(store.writer.backlog, 10)
+        self.assertEqual(warnings, ["warned"])
+
+    @coroutine_test
+    async def test_redis_killed_mid_load_loses_nothing(self) -> None:
+        """
+        Kill the real redis-server (SIGKILL) in the middle of a load and start it again:
+        every counter equals the number of kicks.
+        """
+        link = await self.link(deadline=0.5)
+        store = self.store(link, flush_interval=0.05)
+        store.writer.start()
+        self.addCleanup(store.writer.stop)
+        metrica = Metrica("survivor", axes=[("color", COLORS)], store=store)
+        kicks: Counter[str] = Counter()
+        rng = random.Random(3)
+
+        async def load(rounds: int) -> None:
+            for _ in range(rounds):
+                for _ in range(200):
+                    color = rng.choice(COLORS.choices)
+                    metrica.kick(color=color)
+                    kicks[color] += 1
+                await deferLater(reactor, 0.01, lambda: None)
+
+        await load(20)
+        self.redis.kill()
+        await load(20)
+        self.redis.start()
+        await load(20)
+        await wait_until(lambda: link.connected, timeout=20)
+        await wait_until(lambda: store.writer.backlog == 0, timeout=20)
+        await store.flush()
+        self.assertEqual(await metrica.total(), sum(kicks.values()))
+        for color, count in kicks.items():
+            self.assertEqual(await metrica.filter(color=color).total(), count)
+
+    @coroutine_test
+    async def test_spool_at_shutdown_replayed_once(self) -> None:
+        """
+        What cannot be written at shutdown goes to the spool file; the next start replays it,
+        and replaying the same spool again (a crash before it was removed) counts nothing twice.
+        """
+        spool_dir = Path(tempfile.mkdtemp(prefix="ts-spool-"))
+        self.addCleanup(shutil.rmtree, spool_dir, True)
+        spool = spool_dir / "counters.spool"
+        missing = RedisAddress(path=str(spool_dir / "none.sock"))
+        down = self.store(await self.link(missing), spool_path=spool)
+        metrica = Metrica("spooled", axes=[("color", COLORS)], store=down)
+        for color in ["red", "red", "blue"]:
+            metrica.kick(color=color)
+        await down.flush()
+        self.assertTrue(spool.exists())
+        copy = spool_dir / "copy"
+        shutil.copy(spool, copy)
+        link = await self.link()
+        for _ in range(2):
+            up = self.store(link, spool_path=spool)
+            again = Metrica("spooled", axes=[("color", COLORS)], store=up)
+            up.writer.start()
+            up.writer.stop()
+            await up.writer.send()
+            self.assertFalse(spool.exists())
+            self.assertEqual(await again.total(), 3)
+            self.assertEqual(await again.filter(color="red").total(), 2)
+            shutil.copy(copy, spool)
+        spool.unlink()
+
+    @coroutine_test
+    async def test_random_outages_match_the_model(self) -> None:
+        """
+        Model-based: random kicks, flushes, pauses that make calls time out (ambiguous) and
+        a restart of Redis; after recovery Redis equals the model exactly.
+        """
+        for seed in range(3):
+            rng = random.Random(seed)
+            link = await self.link(deadline=0.2)
+            pauser = await self.link()
+            store = self.store(link)
+            metrica = Metrica(
+                f"model{seed}", axes=[("color", COLORS), ("size", SIZES)], store=store
+            )
+            model: Counter[tuple[str, str]] = Counter()
+            for _ in range(40):
+                action = rng.random()
+                if action < 0.6:
+                    for _ in range(rng.randrange(1, 50)):
+                        pair = (rng.choice(COLORS.choices), rng.choice(SIZES.choices))
+                        metrica.kick(color=pair[0], size=pair[1])
+                        model[pair] += 1
+                elif action < 0.85:
+                    store.writer.seal()
+                    await store.writer.send()
+                elif action < 0.95:
+                    await pause(pauser, rng.randrange(100, 400))
+                    store.writer.seal()
+                    await store.writer.send()
+                else:
+                    self.redis.kill()
+                    self.redis.start()
+                    await wait_until(lambda p=pauser: p.connected, timeout=20)  # type: ignore[misc]
+            await deferLater(reactor, 0.5, lambda: None)
+            await wait_until(lambda current=link: current.connected, timeout=20)  # type: ignore[misc]
+            store.writer.seal()
+            await store.writer.send()
+            self.assertEqual(store.writer.backlog, 0)
+            for (color, size), count in model.items():
+                self.assertEqual(await metrica.filter(color=color, size=size).total(), count)
+            self.assertEqual(await metrica.total(), sum(model.values()))
+
+    @coroutine_test
+    async def test_day_equals_its_hours_whichever_batches_landed(self) -> None:
+        """
+        A flush split into several calls never splits a kick: after any prefix of the calls,
+        each day equals the sum of its hours, and all time the sum of the days.
+        """
+        from twisted_sessions.counters.writer import APPLY_BATCH
+
+        link = await self.link()
+        store = self.store(link, chunk=60)
+        metrica = Metrica("consistent", axes=[("color", COLORS)], store=store)
+        rng = random.Random(11)
+        for _ in range(500):
+            metrica.kick(
+                date=datetime(2020, 1, rng.randrange(1, 4), rng.randrange(24)),
+                color=rng.choice(COLORS.choices),
+            )
+        store.writer.seal()
+        batches = list(store.writer._batches)
+        self.assertGreater(len(batches), 3)
+        for applied, batch in enumerate(batches, 1):
+            await link.execute("EVAL", APPLY_BATCH, 0, *batch.arguments())
+            days = await metrica.timespan(year=2020, month=1).iterate()
+            for day, total in days[:3]:
+                hours = await metrica.timespan(year=2020, month=1, day=day).iterate()
+                self.assertEqual(total, sum(t for _, t in hours), f"after {applied} calls")
+            self.assertEqual(await metrica.total(), sum(t for _, t in days))
+        self.assertEqual(await metrica.total(), 500)

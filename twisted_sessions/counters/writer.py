@@ -1,0 +1,377 @@
+"""
+The counter writer: kicks summed in memory, written to Redis in few, idempotent batches.
+
+A kick costs one dict update: it is counted once, at its hour, with its raw axis values. At
+each flush (every ``flush_interval`` seconds) the pending counts are expanded into every time
+bucket and every axis combination, summed per (key, field), and sent as Lua script calls of at
+most ``chunk`` increments each. Each call carries a batch id that the script records, with the
+same atomicity as the increments, before applying them: a call that timed out (it may or may
+not have been applied) is simply sent again, and applied at most once.
+
+While Redis is unreachable nothing is lost up to ``max_pending`` distinct pending counters;
+beyond that new kicks are dropped, counted (``dropped``) and logged (at most once a minute).
+At shutdown the writer flushes within the caller's deadline; what cannot be written then goes
+to a spool file, replayed (idempotently) at the next start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from ..interfaces import IFlushable
+from ..storage.keys import batch_key
+from ..storage.link import RedisTimeout, RedisUnavailable
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTime
+
+    from ..storage.link import RedisLink
+
+
+class Expandable(Protocol):
+    """
+    What the writer counts for (a :class:`twisted_sessions.counters.Metrica`): it keeps raw
+    counts per (source, hour, axis values) and asks the source to expand them at each flush.
+    """
+
+    def expand(
+        self,
+        hour: int,
+        values: tuple[Any, ...],
+        units: int,
+        kicks: int,
+        increments: dict[tuple[str, str], int],
+        expireats: dict[str, int],
+        now: float,
+    ) -> None:
+        """
+        Add one pending count's writes to ``increments`` (and its keys' expiry times to
+        ``expireats``).
+        """
+
+
+#: Applies one batch at most once: KEYS none (single node; see docs), ARGV:
+#: marker, marker ttl, n increments, (key, field, amount)*, n expireats, (key, unix time)*,
+#: n first-seen values, (zset key, score, member)*.
+APPLY_BATCH = """
+if not redis.call('SET', ARGV[1], '1', 'NX', 'EX', tonumber(ARGV[2])) then
+  return 0
+end
+local i = 4
+local n = tonumber(ARGV[3])
+for _ = 1, n do
+  redis.call('HINCRBY', ARGV[i], ARGV[i + 1], ARGV[i + 2])
+  i = i + 3
+end
+n = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, n do
+  redis.call('EXPIREAT', ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+n = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, n do
+  redis.call('ZADD', ARGV[i], 'NX', ARGV[i + 1], ARGV[i + 2])
+  i = i + 3
+end
+return 1
+"""
+
+#: How long a batch marker is kept: longer than any retry or spool replay takes.
+MARKER_TTL = 7 * 24 * 3600
+
+
+@attrs.define
+class Batch:
+    """
+    One script call's worth of writes, with the id that makes it idempotent.
+    """
+
+    writer_id: str
+    number: int
+    increments: list[tuple[str, str, int]]
+    expireats: dict[str, int] = attrs.field(factory=dict)
+    first_seen: list[tuple[str, float, str]] = attrs.field(factory=list)
+
+    def arguments(self) -> list[Any]:
+        """
+        The ARGV of :data:`APPLY_BATCH`.
+        """
+        argv: list[Any] = [batch_key(self.writer_id, self.number), MARKER_TTL, len(self.increments)]
+        for key, field, amount in self.increments:
+            argv += [key, field, amount]
+        argv.append(len(self.expireats))
+        for key, when in self.expireats.items():
+            argv += [key, when]
+        argv.append(len(self.first_seen))
+        for key, score, member in self.first_seen:
+            argv += [key, repr(score), member]
+        return argv
+
+    def to_json(self) -> str:
+        """
+        One spool line.
+        """
+        return json.dumps(attrs.asdict(self, recurse=True))
+
+    @classmethod
+    def from_json(cls, line: str) -> Batch:
+        """
+        A batch read back from the spool.
+        """
+        data = json.loads(line)
+        return cls(
+            data["writer_id"],
+            data["number"],
+            [tuple(item) for item in data["increments"]],
+            data["expireats"],
+            [tuple(item) for item in data["first_seen"]],
+        )
+
+
+@implementer(IFlushable)
+class CounterWriter:
+    """
+    Writes metrica counts to Redis through ``link``, coalesced and idempotent.
+
+    :param clock: the reactor clock.
+    :param link: the Redis connection (every call has a deadline).
+    :param flush_interval: seconds between flushes.
+    :param max_pending: the most distinct pending counters (raw kicks and expanded increments)
+        kept while Redis is away; beyond it kicks are dropped and counted.
+    :param chunk: the most increments per script call.
+    :param spool_path: where unwritten batches go at shutdown, and are replayed from.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        link: RedisLink,
+        flush_interval: float = 1.0,
+        max_pending: int = 1_000_000,
+        chunk: int = 5_000,
+        spool_path: Path | None = None,
+    ) -> None:
+        self._clock = clock
+        self._link = link
+        self.flush_interval = flush_interval
+        self.max_pending = max_pending
+        self.chunk = chunk
+        self.spool_path = spool_path
+        self.writer_id = secrets.token_hex(8)
+        self._pending: dict[tuple[Expandable, int, tuple[Any, ...]], list[int]] = {}
+        self._first_seen: dict[tuple[str, str], float] = {}
+        self._batches: list[Batch] = []
+        self._batched_size = 0
+        self._next_number = 0
+        self._loop: LoopingCall | None = None
+        self._sending: Deferred[None] | None = None
+        self._waiters: list[Deferred[None]] = []
+        self.dropped = 0
+        self._last_drop_warning = -float("inf")
+        self.batches_written = 0
+        self.commands_sent = 0
+        self.bytes_sent = 0
+
+    @property
+    def backlog(self) -> int:
+        """
+        Counters waiting to be written: pending kicks plus increments in unsent batches.
+        """
+        return len(self._pending) + self._batched_size
+
+    def add(self, metrica: Expandable, hour: int, values: tuple[Any, ...], units: int) -> None:
+        """
+        Count one kick: ``units`` (value x multiplier) at ``hour`` (hours since the epoch).
+        """
+        key = (metrica, hour, values)
+        counts = self._pending.get(key)
+        if counts is not None:
+            counts[0] += units
+            counts[1] += 1
+        elif len(self._pending) + self._batched_size < self.max_pending:
+            self._pending[key] = [units, 1]
+        else:
+            self._drop()
+
+    def first_seen(self, zset_key: str, member: str, when: float) -> None:
+        """
+        Record that a stored axis saw ``member`` at ``when`` (kept if it is the first time).
+        """
+        self._first_seen.setdefault((zset_key, member), when)
+
+    def _drop(self) -> None:
+        self.dropped += 1
+        now = self._clock.seconds()
+        if now - self._last_drop_warning >= 60:
+            self._last_drop_warning = now
+            self._log.warn(
+                "counter backlog full ({limit} counters, Redis unreachable?): dropping kicks; "
+                "{dropped} dropped so far",
+                limit=self.max_pending,
+                dropped=self.dropped,
+            )
+
+    def start(self) -> None:
+        """
+        Replay the spool of a previous run, then flush every ``flush_interval`` seconds.
+        """
+        self._replay_spool()
+        loop = LoopingCall(self._tick)
+        loop.clock = self._clock
+        self._loop = loop
+        loop.start(self.flush_interval, now=False).addErrback(
+            lambda failure: self._log.failure("counter flush loop stopped", failure)
+        )
+
+    async def _tick(self) -> None:
+        self.seal()
+        await self.send()
+
+    def seal(self) -> None:
+        """
+        Turn the pending kicks into batches: every bucket, every combination, summed.
+
+        A pending count is never split across batches: each batch holds the whole expansion
+        (all buckets, all combinations, sum and count) of the counts it carries, so that a day
+        never disagrees with the sum of its hours, whichever batches are written.
+        """
+        if not self._pending and not self._first_seen:
+            return
+        pending, self._pending = self._pending, {}
+        now = self._clock.seconds()
+        increments: dict[tuple[str, str], int] = {}
+        expireats: dict[str, int] = {}
+        for (metrica, hour, values), (units, kicks) in pending.items():
+            metrica.expand(hour, values, units, kicks, increments, expireats, now)
+            if len(increments) >= self.chunk:
+                self._add_batch(increments, expireats)
+                increments, expireats = {}, {}
+        # After expanding: expanding records the years that have counts.
+        if increments or self._first_seen:
+            self._add_batch(increments, expireats)
+
+    def _add_batch(self, increments: dict[tuple[str, str], int], expireats: dict[str, int]) -> None:
+        first_seen, self._first_seen = self._first_seen, {}
+        batch = Batch(
+            self.writer_id,
+            self._next_number,
+            [(key, field, amount) for (key, field), amount in increments.items()],
+            expireats,
+            [(key, when, member) for (key, member), when in first_seen.items()],
+        )
+        self._next_number += 1
+        self._batches.append(batch)
+        self._batched_size += len(batch.increments)
+
+    def send(self) -> Deferred[None]:
+        """
+        Send the sealed batches in order, stopping at the first that cannot be written now
+        (it is retried, with the same id, at the next flush). Never two sendings at once: a
+        call during a sending waits for it.
+        """
+        waiter: Deferred[None] = Deferred()
+        self._waiters.append(waiter)
+        if self._sending is None:
+            self._sending = Deferred.fromCoroutine(self._send())
+            self._sending.addBoth(self._sent)
+        return waiter
+
+    def _sent(self, result: object) -> None:
+        self._sending = None
+        if isinstance(result, Failure):
+            self._log.failure("writing counter batches failed", result)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    async def _send(self) -> None:
+        while self._batches:
+            batch = self._batches[0]
+            argv = batch.arguments()
+            try:
+                await self._link.execute("EVAL", APPLY_BATCH, 0, *argv)
+            except (RedisUnavailable, RedisTimeout) as error:
+                self._log.debug(
+                    "batch {number} not written yet: {error}", number=batch.number, error=str(error)
+                )
+                return
+            self._batches.pop(0)
+            self._batched_size -= len(batch.increments)
+            self.batches_written += 1
+            self.commands_sent += 1
+            self.bytes_sent += sum(len(str(a)) for a in argv) + len(APPLY_BATCH)
+        if self.spool_path is not None and self.spool_path.exists():
+            self.spool_path.unlink()  # Everything it held is written now.
+
+    def flush(self) -> Deferred[None]:
+        """
+        Write everything pending now; what cannot be written goes to the spool file.
+        """
+        return Deferred.fromCoroutine(self._flush())
+
+    async def _flush(self) -> None:
+        self.seal()
+        await self.send()
+        if self._batches:
+            self._spool()
+
+    def stop(self) -> None:
+        """
+        Stop the periodic flushes (call :meth:`flush` for the last one).
+        """
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+
+    def _spool(self) -> None:
+        if self.spool_path is not None:
+            self.spool_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.spool_path is None:
+            self._log.error(
+                "{count} counter batches could not be written and there is no spool file: "
+                "they are lost",
+                count=len(self._batches),
+            )
+            return
+        # Rewritten whole (it may hold replayed batches that are still unsent, which are in
+        # self._batches too), through a temporary file so that a crash leaves the old spool.
+        temporary = self.spool_path.with_suffix(".writing")
+        with temporary.open("w", encoding="utf-8") as spool:
+            for batch in self._batches:
+                spool.write(batch.to_json() + "\n")
+            spool.flush()
+            os.fsync(spool.fileno())
+        temporary.replace(self.spool_path)
+        self._log.warn(
+            "Redis unreachable at shutdown: {count} counter batches spooled to {path}, "
+            "replayed at the next start",
+            count=len(self._batches),
+            path=str(self.spool_path),
+        )
+        self._batches.clear()
+        self._batched_size = 0
+
+    def _replay_spool(self) -> None:
+        path = self.spool_path
+        if path is None or not path.exists():
+            return
+        # The file stays until every batch is written: a crash before then replays it again,
+        # which the batch ids make harmless.
+        batches = [Batch.from_json(line) for line in path.read_text().splitlines() if line]
+        self._batches[:0] = batches
+        self._batched_size += sum(len(b.increments) for b in batches)
+        self._log.info("replaying {count} spooled counter batches", count=len(batches))

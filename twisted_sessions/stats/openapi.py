@@ -1,0 +1,96 @@
+"""
+The OpenAPI 3 document of the stats tree (kept true by tests/stats/test_stats.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .params import MAX_POINTS
+
+
+def openapi_document() -> dict[str, Any]:
+    """
+    The OpenAPI 3 description of the stats tree (kept true by the stats tests).
+    """
+    error = {"$ref": "#/components/responses/Error"}
+    span_params = [
+        {"name": n, "in": "query", "required": False, "schema": {"type": t}}
+        for n, t in (
+            ("timespan", "string"),
+            ("year", "integer"),
+            ("month", "integer"),
+            ("day", "integer"),
+            ("hour", "integer"),
+        )
+    ]
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    ok = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
+    common = {"200": ok, "400": error, "401": error, "404": error, "405": error, "503": error}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "twisted-sessions stats", "version": "1"},
+        "paths": {
+            "/stats": {"get": {"summary": "Metricas and live gauges", "responses": common}},
+            "/stats/metricas/{name}": {
+                "get": {
+                    "summary": "Count, total and average of one bucket and filter (axis values as "
+                    "further query parameters)",
+                    "parameters": [name, *span_params],
+                    "responses": common,
+                }
+            },
+            "/stats/metricas/{name}/iterate": {
+                "get": {
+                    "summary": "Per value of an axis (by), or per finer time unit",
+                    "parameters": [
+                        name,
+                        *span_params,
+                        {
+                            "name": "by",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "responses": common,
+                }
+            },
+            "/stats/metricas/{name}/timeserie": {
+                "get": {
+                    "summary": f"Totals per bucket of a scale (at most {MAX_POINTS} points)",
+                    "parameters": [
+                        name,
+                        *[
+                            {
+                                "name": n,
+                                "in": "query",
+                                "required": n != "scale",
+                                "schema": {"type": "string"},
+                            }
+                            for n in ("scale", "since", "until")
+                        ],
+                    ],
+                    "responses": common,
+                }
+            },
+            "/stats/sessions": {"get": {"summary": "Clustered sessions", "responses": common}},
+            "/stats/openapi.json": {"get": {"summary": "This document", "responses": common}},
+        },
+        "components": {
+            "responses": {
+                "Error": {
+                    "description": "An error",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"error": {"type": "string"}},
+                            }
+                        }
+                    },
+                }
+            },
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }

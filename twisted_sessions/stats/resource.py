@@ -1,0 +1,150 @@
+"""
+The stats resource tree: metricas and sessions as JSON over HTTP.
+
+Mounted at ``/stats`` by ``twistd sessions`` (or anywhere in your own tree)::
+
+    GET /stats                                   metricas (name, axes, links) and live gauges
+    GET /stats/metricas/{name}                   count, total, average of a bucket and filter
+    GET /stats/metricas/{name}/iterate?by=axis   per value of an axis, or per finer time unit
+    GET /stats/metricas/{name}/timeserie         per bucket of a scale, from since to until
+    GET /stats/sessions                          clustered sessions: open now, finished, length
+    GET /stats/openapi.json                      the OpenAPI 3 document of all of the above
+
+Query parameters: ``timespan=2010-02-07`` (or ``2010``, ``2010-02``, ``2010-02-07T13``), or
+``year=&month=&day=&hour=``; any other parameter filters an axis (``?gender=girl&age=19``).
+Each is given once, and only to the view it is for (``since`` outside ``/timeserie`` would
+otherwise be silently ignored). Bad input is a 400 with a JSON body naming the problem; an
+unknown metrica or path 404; methods other than GET and HEAD 405; Redis unreachable a 503 at
+once. Every response is JSON with ``nosniff`` and ``no-store``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from twisted.web.resource import Resource
+
+from ..counters.timebuckets import Timespan
+from .metricas import MetricasResource
+from .openapi import openapi_document
+from .params import span_parts
+from .responses import ErrorLeaf, JSONLeaf
+
+if TYPE_CHECKING:
+    from ..clustering.clusterer import SessionClusterer
+    from ..counters.metrica import CounterStore
+    from ..web.site import Site
+
+
+class StatsResource(Resource):
+    """
+    The root of the stats tree.
+
+    :param store: the metricas.
+    :param site: the tracked Site (for the live web session gauge), if any.
+    :param clusterer: the session clusterer, if any.
+    :param token: a bearer token every request must carry, or ``None``.
+    """
+
+    def __init__(
+        self,
+        store: CounterStore,
+        site: Site | None = None,
+        clusterer: SessionClusterer | None = None,
+        token: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.store, self.site, self.clusterer = store, site, clusterer
+        self._token = token.encode("utf-8") if token else None
+        self._index = JSONLeaf(self._describe)
+        self._children: dict[bytes, Resource] = {
+            b"metricas": MetricasResource(store),
+            b"sessions": JSONLeaf(self._sessions),
+            b"openapi.json": JSONLeaf(lambda _: _async(openapi_document())),
+        }
+
+    def _authorized(self, request: Any) -> bool:
+        if self._token is None:
+            return True
+        given = request.getHeader(b"authorization") or b""
+        scheme, _, credential = given.partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(credential, self._token)
+
+    def getChildWithDefault(self, path: bytes, request: Any) -> Resource:
+        if not self._authorized(request):
+            return ErrorLeaf(
+                401,
+                "a valid bearer token is required",
+                {b"WWW-Authenticate": b'Bearer realm="stats"'},
+            )
+        if path == b"":
+            return self._index
+        return self._children.get(path) or ErrorLeaf(404, f"no such stats resource: {path!r}")
+
+    def render(self, request: Any) -> Any:
+        return self.getChildWithDefault(b"", request).render(request)
+
+    async def _describe(self, request: Any) -> dict[str, Any]:
+        base = "/" + "/".join(p.decode() for p in request.prepath if p)
+        metricas = [
+            {
+                "name": metrica.name,
+                "averaged": metrica.averaged,
+                "axes": [
+                    {"name": name, "kind": type(axis).__name__, "choices": axis.choices}
+                    for name, axis in metrica.axes
+                ],
+                "links": {
+                    "self": f"{base}/metricas/{metrica.name}",
+                    "iterate": f"{base}/metricas/{metrica.name}/iterate",
+                    "timeserie": f"{base}/metricas/{metrica.name}/timeserie",
+                },
+            }
+            for metrica in self.store.metricas.values()
+        ]
+        writer, link = self.store.writer, self.store.link
+        return {
+            "metricas": metricas,
+            "gauges": {
+                "web_sessions": len(self.site.sessions) if self.site is not None else None,
+                "clustered_sessions": (
+                    self.clusterer.active_count if self.clusterer is not None else None
+                ),
+                "clustered_sessions_evicted": (
+                    self.clusterer.evicted_count if self.clusterer is not None else None
+                ),
+                "writer_backlog": writer.backlog,
+                "dropped_kicks": writer.dropped,
+                "redis_reachable": link.connected,
+            },
+        }
+
+    async def _sessions(self, request: Any) -> dict[str, Any]:
+        now = datetime.fromtimestamp(self.store.clock.seconds(), UTC)
+        metrica = self.store.metricas.get("sessions")
+        finished: dict[str, Any] = {}
+        if metrica is not None:
+            for label, span in (
+                ("today", Timespan.of(now, "day")),
+                ("this_month", Timespan.of(now, "month")),
+                ("all_time", Timespan()),
+            ):
+                query = metrica.timespan(*span_parts(span))
+                finished[label] = {
+                    "count": await query.count(),
+                    "average_length": await query.average(),
+                }
+        return {
+            "active_web_sessions": len(self.site.sessions) if self.site is not None else None,
+            "active_clustered_sessions": (
+                self.clusterer.active_count if self.clusterer is not None else None
+            ),
+            "cutoff": self.clusterer.cutoff if self.clusterer is not None else None,
+            "finished": finished,
+        }
+
+
+async def _async(value: Any) -> Any:
+    return value

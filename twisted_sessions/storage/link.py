@@ -1,0 +1,215 @@
+"""
+The server's connection to Redis: lazy, reconnecting, and with a deadline on every call.
+
+txredisapi queues a command forever while it is disconnected. Nothing on a request path or on
+the shutdown path may wait on that, so :class:`RedisLink` fails at once with
+:class:`RedisUnavailable` while there is no live connection, and gives every command it sends a
+deadline after which its Deferred fails with :class:`RedisTimeout`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import txredisapi
+from twisted.internet.defer import Deferred, TimeoutError, fail
+from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+    from twisted.python.failure import Failure
+
+    from .address import RedisAddress
+
+#: Seconds a Redis command may take, from the call to the reply.
+DEFAULT_DEADLINE = 2.0
+#: Seconds between health checks (a PING) of the connection.
+DEFAULT_HEALTH_INTERVAL = 2.0
+
+
+class RedisUnavailable(Exception):
+    """
+    There is no live connection to Redis right now; the command was not sent.
+    """
+
+
+class RedisTimeout(Exception):
+    """
+    A command got no reply within its deadline: it may or may not have been applied.
+    """
+
+
+class RedisLink:
+    """
+    A lazy, self-healing connection to one Redis server.
+
+    :param reactor: provides ``IReactorTime`` and the reactor interfaces the endpoint needs.
+    :param address: where Redis is.
+    :param deadline: seconds every command may take.
+    :param health_interval: seconds between the PINGs that notice outages and recoveries, and
+        log them once each.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        reactor: Any,
+        address: RedisAddress,
+        deadline: float = DEFAULT_DEADLINE,
+        health_interval: float = DEFAULT_HEALTH_INTERVAL,
+    ) -> None:
+        if not deadline > 0:
+            raise ValueError(f"deadline must be positive, not {deadline!r}")
+        self._reactor = reactor
+        self._clock: IReactorTime = reactor
+        self.address = address
+        self.deadline = deadline
+        self._health_interval = health_interval
+        self._factory: Any = None
+        self._health: LoopingCall | None = None
+        #: ``None`` until the first health check, then whether Redis answered the last one.
+        self.reachable: bool | None = None
+        # Set by disconnect(): a health check still waiting then fails because we closed.
+        self._closing = False
+
+    def _endpoint(self) -> IStreamClientEndpoint:
+        address = self.address
+        if address.path is not None:
+            return UNIXClientEndpoint(self._reactor, address.path, timeout=self.deadline)
+        assert address.host is not None
+        return HostnameEndpoint(self._reactor, address.host, address.port, timeout=self.deadline)
+
+    def connect(self) -> None:
+        """
+        Start connecting (and reconnecting, for ever, with backoff) in the background.
+
+        Returns at once: the server does not wait for Redis.
+        """
+        if self._factory is not None:
+            return
+        self._closing = False
+        self._factory = self._start_factory()
+        self._log.info(
+            "Redis at {where}: connecting in the background; pages are served meanwhile",
+            where=self.address.describe(),
+        )
+        health = LoopingCall(self._check_health)
+        health.clock = self._clock
+        self._health = health
+        health.start(self._health_interval, now=False).addErrback(
+            lambda failure: self._log.failure("Redis health check stopped", failure)
+        )
+
+    def _start_factory(self) -> Any:
+        address = self.address
+        factory = txredisapi.RedisFactory(
+            address.describe(),
+            # Database 0 is where a connection starts: no SELECT, one fewer way to fail.
+            address.db or None,
+            1,
+            isLazy=True,
+            password=address.password,
+            replyTimeout=self.deadline,
+            convertNumbers=True,
+        )
+        factory.maxDelay = 5
+        # Lazy: nobody waits for this; failures are noticed and logged by the health checks.
+        factory.deferred.addErrback(lambda _: None)
+        factory.startConnecting(self._endpoint())
+        return factory
+
+    def _revive(self) -> None:
+        """
+        txredisapi stops reconnecting for good when AUTH or SELECT fails while connecting,
+        which a Redis that is loading its data or paused makes them do: start afresh.
+        """
+        factory = self._factory
+        if factory is None or not factory.stopped or factory.size:
+            return
+        self._log.warn(
+            "Redis at {where}: the client gave up reconnecting; starting it again",
+            where=self.address.describe(),
+        )
+        factory.disconnect().addErrback(lambda _: None)
+        self._factory = self._start_factory()
+
+    @property
+    def connected(self) -> bool:
+        """
+        Whether a live connection exists now.
+        """
+        return self._factory is not None and self._factory.size > 0
+
+    def execute(self, *command: Any) -> Deferred[Any]:
+        """
+        Send one command, e.g. ``execute("HINCRBY", key, field, 1)``.
+
+        :return: a Deferred that fires with the reply, or fails with :class:`RedisUnavailable`
+            (nothing was sent), :class:`RedisTimeout` (no reply within the deadline) or the
+            error Redis replied with.
+        """
+        if not self.connected:
+            return fail(RedisUnavailable(f"no connection to Redis at {self.address.describe()}"))
+        result: Deferred[Any] = self._factory.handler.execute_command(*command)
+        return self._with_deadline(result)
+
+    def _with_deadline(self, result: Deferred[Any]) -> Deferred[Any]:
+        result.addTimeout(self.deadline, self._clock)
+
+        def name_errors(failure: Failure) -> Failure:
+            if failure.check(TimeoutError, txredisapi.TimeoutError):
+                raise RedisTimeout(
+                    f"Redis at {self.address.describe()} gave no reply within {self.deadline} s"
+                )
+            if failure.check(txredisapi.ConnectionError):
+                raise RedisUnavailable(str(failure.value))
+            return failure
+
+        return result.addErrback(name_errors)
+
+    def ping(self) -> Deferred[float]:
+        """
+        Round-trip time of a PING, in seconds (by the reactor clock).
+        """
+        started = self._clock.seconds()
+        return self.execute("PING").addCallback(lambda _: self._clock.seconds() - started)
+
+    async def _check_health(self) -> None:
+        try:
+            await self.ping()
+        except Exception as error:
+            if self._closing:
+                return  # Closed on purpose (shutdown) while this check waited: no outage.
+            if self.reachable is not False:
+                self._log.warn(
+                    "Redis at {where} is unreachable ({error}); the server goes on without it "
+                    "and keeps retrying",
+                    where=self.address.describe(),
+                    error=str(error) or type(error).__name__,
+                )
+            self.reachable = False
+            self._revive()
+        else:
+            if self.reachable is not True:
+                self._log.info("Redis at {where} is reachable", where=self.address.describe())
+            self.reachable = True
+
+    async def disconnect(self) -> None:
+        """
+        Stop the health checks and close the connection, waiting at most one deadline.
+        """
+        self._closing = True
+        if self._health is not None and self._health.running:
+            self._health.stop()
+        factory, self._factory = self._factory, None
+        if factory is None:
+            return
+        closing: Deferred[Any] = factory.disconnect()
+        closing.addTimeout(self.deadline, self._clock)
+        try:
+            await closing
+        except Exception as error:
+            self._log.warn("Redis connection did not close cleanly: {error}", error=str(error))

@@ -1,0 +1,67 @@
+"""
+The page at ``/`` when the server runs without ``--app``: proof that it tracks you.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from html import escape
+from typing import TYPE_CHECKING
+
+from twisted.web.resource import Resource
+
+if TYPE_CHECKING:
+    from .request import Request
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>twisted-sessions</title></head>
+<body>
+<h1>twisted-sessions is running</h1>
+<p>Your web session has served {requests} request(s); it started {age:.0f} s ago and expires
+after {timeout:.0f} s without a request.</p>
+<p>You are visitor <code>{user}</code>.</p>
+<p>Live web sessions on this server: {live}.</p>
+<p>Redis ({where}): {redis}.</p>
+</body></html>
+"""
+
+
+class LandingPage(Resource):
+    """
+    A small HTML page about the visitor's own session and the server's state.
+
+    :param redis_where: where the server's Redis is, as shown to people.
+    :param redis_connected: whether the server is connected to its Redis now. (A callable
+        rather than the link itself: the web layer does not know the storage layer.)
+    """
+
+    isLeaf = True
+
+    def __init__(self, redis_where: str, redis_connected: Callable[[], bool]) -> None:
+        super().__init__()
+        self._redis_where = redis_where
+        self._redis_connected = redis_connected
+
+    def render_GET(self, request: Request) -> bytes:
+        """
+        Render the page; it never waits on Redis, it only reports the connection's state.
+        """
+        session = request.getSession()
+        tracker = request.tracker
+        site = tracker.site
+        now = site.reactor.seconds()
+        state = (
+            "connected" if self._redis_connected() else "not connected (retrying in the background)"
+        )
+        request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
+        request.setHeader(b"Cache-Control", b"no-store")
+        user = tracker.user_of(request, session.key)
+        return _PAGE.format(
+            requests=session.request_count,
+            age=now - session.started,
+            timeout=session.sessionTimeout,
+            user=escape(str(user)),
+            live=len(site.sessions),
+            where=escape(self._redis_where),
+            redis=state,
+        ).encode("utf-8")
