@@ -10,6 +10,7 @@ from __future__ import annotations
 from http.cookies import SimpleCookie
 
 import attrs
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
@@ -80,12 +81,19 @@ class _TLSTransport(StringTransport):
         pass
 
 
-def open_channel(site: Site, secure: bool = False) -> tuple[HTTPChannel, StringTransport]:
+#: The client address of in-memory connections: a client on this host, unless a test says
+#: otherwise (StringTransport's own default, 192.168.1.1, is a remote client).
+LOCAL_CLIENT = IPv4Address("TCP", "127.0.0.1", 50000)
+
+
+def open_channel(
+    site: Site, secure: bool = False, client: IPv4Address | IPv6Address = LOCAL_CLIENT
+) -> tuple[HTTPChannel, StringTransport]:
     """
-    A connection to ``site`` over an in-memory transport (TLS if ``secure``).
+    A connection to ``site`` from ``client`` over an in-memory transport (TLS if ``secure``).
     """
     channel = site.buildProtocol(None)
-    transport = _TLSTransport() if secure else StringTransport()
+    transport = _TLSTransport(peerAddress=client) if secure else StringTransport(peerAddress=client)
     if secure:
         directlyProvides(transport, ISSLTransport)
     channel.makeConnection(transport)

@@ -200,3 +200,28 @@ def test_stats_options(tmp_path: Path) -> None:
     ):
         with pytest.raises(usage.UsageError, match=option):
             parse(*argv)
+
+
+def test_startup_log_names_the_real_address() -> None:
+    """
+    A port on every interface is logged as such (``0.0.0.0``, ``[::]``), not as 127.0.0.1, and
+    a TLS port as ``https://``.
+    """
+    from twisted.internet.address import IPv4Address, IPv6Address
+
+    from twisted_sessions.server import _describe
+
+    class Port:
+        def __init__(self, host: object, factory: object = None) -> None:
+            self._host, self.factory = host, factory
+
+        def getHost(self) -> object:
+            return self._host
+
+    class TLSMemoryBIOFactory:
+        pass
+
+    assert _describe(Port(IPv4Address("TCP", "0.0.0.0", 8080))) == "http://0.0.0.0:8080/"  # type: ignore[arg-type]
+    assert _describe(Port(IPv6Address("TCP", "::", 8080))) == "http://[::]:8080/"  # type: ignore[arg-type]
+    tls = Port(IPv4Address("TCP", "127.0.0.1", 8443), TLSMemoryBIOFactory())
+    assert _describe(tls) == "https://127.0.0.1:8443/"  # type: ignore[arg-type]

@@ -59,6 +59,7 @@ def test_serves_tracks_and_shuts_down_cleanly(workdir: Path, servers: list[Twist
     servers.append(server.start())
     server.wait_for("embedded Redis ready")
     server.wait_for(r"Redis at unix:\S+ db 0 is reachable")
+    assert f"stats tree at {server.url}stats/: loopback clients only" in server.output
     status, first = server.get()
     assert status == 200
     assert "served 1 request(s)" in first

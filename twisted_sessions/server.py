@@ -71,6 +71,10 @@ class SessionServer(Service):
         self.clusterer: SessionClusterer | None = None
         #: Where metricas count, when the server has them (``twistd sessions`` always does).
         self.counters: CounterStore | None = None
+        #: Where the stats tree is mounted, and who may read it (``StatsAccess.mode``), for
+        #: the startup log; ``None`` without a stats tree.
+        self.stats_path: str | None = None
+        self.stats_mode: str | None = None
 
     def add_flushable(self, flushable: IFlushable) -> None:
         """
@@ -92,7 +96,15 @@ class SessionServer(Service):
                 f"twistd sessions: cannot listen on --port: {outcome[0].getErrorMessage()}"
             )
         self.port = outcome[0]
-        self._log.info("twisted-sessions listening on {address}", address=_describe(self.port))
+        address = _describe(self.port)
+        self._log.info("twisted-sessions listening on {address}", address=address)
+        if self.stats_path is not None:
+            self._log.info(
+                "stats tree at {address}{path}/: {who}",
+                address=address,
+                path=self.stats_path,
+                who=_STATS_MODES.get(self.stats_mode or "", self.stats_mode),
+            )
 
     def startService(self) -> None:
         """
@@ -166,12 +178,33 @@ class SessionServer(Service):
             )
 
 
+#: The startup log's words for each StatsAccess mode.
+_STATS_MODES = {
+    "loopback": "loopback clients only (no --stats-token-file; --stats-public opens it)",
+    "token": "clients with the bearer token of --stats-token-file",
+    "public": "PUBLIC: any client can read it (--stats-public)",
+}
+
+
 def _describe(port: IListeningPort) -> str:
+    """
+    The address the port really listens on: ``0.0.0.0`` and ``[::]`` are every interface;
+    ``https://`` for a TLS port.
+    """
     host = port.getHost()
     if hasattr(host, "port"):
-        name = getattr(host, "host", "")
-        shown = "127.0.0.1" if name in ("0.0.0.0", "") else name
+        shown = getattr(host, "host", "") or "0.0.0.0"
         if ":" in shown:
             shown = f"[{shown}]"
-        return f"http://{shown}:{host.port}/"
+        scheme = "https" if _is_tls(port) else "http"
+        return f"{scheme}://{shown}:{host.port}/"
     return str(host)
+
+
+def _is_tls(port: IListeningPort) -> bool:
+    """
+    Whether the port wraps its connections in TLS (``ssl:`` endpoints).
+    """
+    factory = getattr(port, "factory", None)
+    # serverFromString("ssl:...") listens with a TLSMemoryBIOFactory around the Site.
+    return type(factory).__name__ == "TLSMemoryBIOFactory" or hasattr(port, "ctxFactory")

@@ -119,6 +119,12 @@ class Options(usage.Options):
         ["no-visitor-cookie", None, "Do not set a visitor cookie: each web session is a user."],
         ["access-log", None, "Log every request (costs throughput)."],
         ["no-stats", None, "Do not serve the stats tree."],
+        [
+            "stats-public",
+            None,
+            "Without --stats-token-file, answer stats requests from any client (by default "
+            "only loopback clients are answered).",
+        ],
         ["no-count-requests", None, "Do not keep the built-in requests metrica."],
         ["no-count-sessions", None, "Do not keep the built-in sessions metricas."],
     ]
@@ -293,8 +299,16 @@ def build_server(reactor: Any, options: Options) -> SessionServer:
     clusterer.add_sink(counting)
     server.add_flushable(writer)
     if not options["no-stats"]:
-        stats = StatsResource(store, site, clusterer, token=options["stats-token"])
-        site.mount(options["stats-path"].encode(), stats)
+        stats = StatsResource(
+            store,
+            site,
+            clusterer,
+            token=options["stats-token"],
+            public=bool(options["stats-public"]),
+        )
+        server.stats_path = options["stats-path"]
+        server.stats_mode = stats.access.mode
+        site.mount(options["stats-path"].encode(), stats, tracked=False)
     return server
 
 

@@ -288,3 +288,19 @@ class TimeserieTests(MetricaTestCase):
                 for day, total in [(1, 1), (2, 0), (3, 5)]
             ],
         )
+
+
+def test_chained_timespans_narrow_like_stastes() -> None:
+    """
+    ``timespan(year=2006).timespan(month=2)`` is February 2006, as in Staste; a later part
+    replaces the same part, and an impossible merge is still named.
+    """
+    from twisted.internet.task import Clock
+
+    metrica = Metrica("chained", store=CounterStore(Clock(), None))  # type: ignore[arg-type]
+    february = metrica.timespan(year=2006).timespan(month=2)
+    assert february.span.label == "2006-02"
+    assert february.timespan(day=7).timespan(month=3).span.label == "2006-03-07"
+    assert metrica.filter().timespan(year=2010).span.label == "2010"
+    with pytest.raises(ValueError, match="day 31"):
+        february.timespan(day=31)

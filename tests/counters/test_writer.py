@@ -19,6 +19,7 @@ from twisted.trial.unittest import TestCase
 
 from twisted_sessions.counters import AveragedMetrica, Axis, CounterStore, CounterWriter, Metrica
 from twisted_sessions.storage import RedisAddress, RedisLink, RedisUnavailable
+from twisted_sessions.storage.keys import bucket_key
 
 from ..reactor_case import coroutine_test, wait_until
 from ..redis_process import RedisProcess
@@ -167,8 +168,9 @@ class WriterTests(TestCase):
     @coroutine_test
     async def test_spool_at_shutdown_replayed_once(self) -> None:
         """
-        What cannot be written at shutdown goes to the spool file; the next start replays it,
-        and replaying the same spool again (a crash before it was removed) counts nothing twice.
+        What cannot be written at shutdown goes to the writer's spool file; the next start
+        replays it, and replaying the same spool again (a crash before it was removed) counts
+        nothing twice.
         """
         spool_dir = Path(tempfile.mkdtemp(prefix="ts-spool-"))
         self.addCleanup(shutil.rmtree, spool_dir, True)
@@ -179,9 +181,11 @@ class WriterTests(TestCase):
         for color in ["red", "red", "blue"]:
             metrica.kick(color=color)
         await down.flush()
-        self.assertTrue(spool.exists())
+        written = down.writer.own_spool
+        assert written is not None
+        self.assertTrue(written.exists())
         copy = spool_dir / "copy"
-        shutil.copy(spool, copy)
+        shutil.copy(written, copy)
         link = await self.link()
         for _ in range(2):
             up = self.store(link, spool_path=spool)
@@ -189,11 +193,65 @@ class WriterTests(TestCase):
             up.writer.start()
             up.writer.stop()
             await up.writer.send()
-            self.assertFalse(spool.exists())
+            self.assertFalse(written.exists())
             self.assertEqual(await again.total(), 3)
             self.assertEqual(await again.filter(color="red").total(), 2)
-            shutil.copy(copy, spool)
-        spool.unlink()
+            shutil.copy(copy, written)
+        written.unlink()
+
+    @coroutine_test
+    async def test_servers_sharing_a_data_dir_lose_no_spool(self) -> None:
+        """
+        Two servers on one data directory that both stop while Redis is away keep both their
+        spools (each its own file), and the next start replays both: every kick counts once.
+        """
+        spool_dir = Path(tempfile.mkdtemp(prefix="ts-spool-"))
+        self.addCleanup(shutil.rmtree, spool_dir, True)
+        spool = spool_dir / "counters.spool"
+        missing = RedisAddress(path=str(spool_dir / "none.sock"))
+        for kicks in (3, 5):
+            down = self.store(await self.link(missing), spool_path=spool)
+            metrica = Metrica("shared", store=down)
+            for _ in range(kicks):
+                metrica.kick()
+            await down.flush()
+        self.assertEqual(len(list(spool_dir.glob("counters*.spool"))), 2)
+        up = self.store(await self.link(), spool_path=spool)
+        counted = Metrica("shared", store=up)
+        up.writer.start()
+        up.writer.stop()
+        await up.writer.send()
+        self.assertEqual(await counted.total(), 8)
+        self.assertEqual(list(spool_dir.glob("counters*.spool")), [])
+
+    @coroutine_test
+    async def test_a_batch_that_fails_half_way_is_retried_whole(self) -> None:
+        """
+        A script that would fail after some of its writes (one of its keys holds a string)
+        writes nothing and sets no marker; once the key is fixed, the retry writes every
+        count exactly once.
+        """
+        link = await self.link()
+        store = self.store(link)
+        metrica = Metrica("halfway", axes=[("color", COLORS)], store=store)
+        metrica.kick(date=datetime(2012, 3, 4, 5), color="red")
+        metrica.kick(date=datetime(2012, 3, 4, 5), color="blue")
+        # The day's bucket, written after the hour's in the batch, is not a hash.
+        day = bucket_key("halfway", "d2012-03-04")
+        await link.execute("SET", day, "not a hash")
+        store.writer.seal()
+        with self.assertRaises(Exception) as raised:
+            await store.writer._send()
+        self.assertIn("is a string, not a hash", str(raised.exception))
+        hour = bucket_key("halfway", "h2012-03-04T05")
+        self.assertEqual(await link.execute("EXISTS", hour), 0)
+        self.assertGreater(store.writer.backlog, 0)
+        await link.execute("DEL", day)
+        await store.writer.send()
+        self.assertEqual(store.writer.backlog, 0)
+        self.assertEqual(await metrica.total(), 2)
+        self.assertEqual(await metrica.timespan(2012, 3, 4, 5).total(), 2)
+        self.assertEqual(await metrica.timespan(2012, 3, 4).filter(color="red").total(), 1)
 
     @coroutine_test
     async def test_random_outages_match_the_model(self) -> None:
@@ -258,7 +316,8 @@ class WriterTests(TestCase):
         batches = list(store.writer._batches)
         self.assertGreater(len(batches), 3)
         for applied, batch in enumerate(batches, 1):
-            await link.execute("EVAL", APPLY_BATCH, 0, *batch.arguments())
+            keys, argv = batch.arguments()
+            await link.execute("EVAL", APPLY_BATCH, len(keys), *keys, *argv)
             days = await metrica.timespan(year=2020, month=1).iterate()
             for day, total in days[:3]:
                 hours = await metrica.timespan(year=2020, month=1, day=day).iterate()

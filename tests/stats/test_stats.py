@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
@@ -29,7 +30,7 @@ from twisted_sessions.stats import Mounted, StatsResource, openapi_document
 from twisted_sessions.storage import RedisAddress, RedisLink
 
 from ..http import Response, open_channel, parse_response, request_bytes
-from ..reactor_case import MetricaTestCase, coroutine_test
+from ..reactor_case import MetricaTestCase, coroutine_test, wait_until
 
 
 async def fetch(
@@ -150,6 +151,47 @@ class StatsTests(MetricaTestCase):
         )
         self.assertEqual([p["total"] for p in body["points"]], [0, 30, 30])
         self.assertEqual(body["points"][0]["start"], "2010-02-06T00:00:00+00:00")
+        # A requests-per-day series is the counts; averages are None where nothing counted.
+        self.assertEqual([p["count"] for p in body["points"]], [0, 2, 1])
+        self.assertEqual([p["average"] for p in body["points"]], [None, 15, 30])
+
+    @coroutine_test
+    async def test_answers_speak_the_clients_language(self) -> None:
+        """
+        Timespans come back as they are written in queries (``2010-02``), never as internal
+        key codes, and ``/stats/metricas`` lists the metricas.
+        """
+        site = await self.filled_site()
+        _, body = await fetch(site, "/stats/metricas/guests?timespan=2010-02")
+        self.assertEqual(body["timespan"], "2010-02")
+        _, body = await fetch(site, "/stats/metricas/guests/iterate?year=2010&month=2&day=7")
+        self.assertEqual(body["timespan"], "2010-02-07")
+        _, body = await fetch(site, "/stats/metricas/guests")
+        self.assertEqual(body["timespan"], "all")
+        response, body = await fetch(site, "/stats/metricas")
+        self.assertEqual(response.status, 200)
+        self.assertEqual(
+            body["metricas"],
+            [{"name": "guests", "averaged": True, "self": "/stats/metricas/guests"}],
+        )
+
+    @coroutine_test
+    async def test_conflicting_or_meaningless_parameters_are_named(self) -> None:
+        """
+        ``timespan`` with ``year`` (two ways of saying one thing), or any parameter on a view
+        that takes none, is a 400 naming the parameters.
+        """
+        site = await self.filled_site()
+        for path, named in (
+            ("/stats/metricas/guests?timespan=2010&month=2", "timespan or month"),
+            ("/stats?gender=girl", "/stats takes no parameters; given: gender"),
+            ("/stats/sessions?x=1", "/stats/sessions takes no parameters; given: x"),
+            ("/stats/metricas?a=1&b=2", "/stats/metricas takes no parameters; given: a, b"),
+            ("/stats/openapi.json?v=3", "given: v"),
+        ):
+            response, body = await fetch(site, path)
+            self.assertEqual(response.status, 400, path)
+            self.assertIn(named, body["error"], path)
 
     @coroutine_test
     async def test_bad_input_is_a_named_400(self) -> None:
@@ -159,7 +201,7 @@ class StatsTests(MetricaTestCase):
         """
         site = await self.filled_site()
         cases = [
-            ("/stats/metricas/nope", 404, "no metrica named 'nope'"),
+            ("/stats/metricas/nope", 404, "no metrica named nope"),
             ("/stats/metricas/guests?colour=red", 400, "no axis 'colour'"),
             ("/stats/metricas/guests?gender=other", 400, "not a choice of axis 'gender'"),
             ("/stats/metricas/guests?timespan=2010-02-30", 400, "day 30 does not exist"),
@@ -189,7 +231,7 @@ class StatsTests(MetricaTestCase):
             ),
             ("/stats/metricas/guests/timeserie?scale=day", 400, "'since' is required"),
             ("/stats/nothing", 404, "no such stats resource"),
-            ("/stats/metricas/guests/iterate/more", 404, "no such stats resource: 'more'"),
+            ("/stats/metricas/guests/iterate/more", 404, "no such stats resource: more"),
             ("/stats/metricas/guests?since=2010-02-01", 400, "'since' does not apply here"),
             ("/stats/metricas/guests/iterate?scale=day", 400, "'scale' does not apply here"),
             (
@@ -269,14 +311,21 @@ class StatsTests(MetricaTestCase):
     @coroutine_test
     async def test_redis_unreachable_is_a_quick_503(self) -> None:
         """
-        With Redis down, queries answer 503 at once, not after a hang.
+        With Redis found down, queries answer 503 at once, not after a hang, and say when to
+        ask again.
         """
-        link = RedisLink(reactor, RedisAddress(path="/nonexistent/redis.sock"), deadline=2)
+        link = RedisLink(
+            reactor, RedisAddress(path="/nonexistent/redis.sock"), deadline=2, health_interval=0.05
+        )
+        link.connect()
+        self.addCleanup(lambda: Deferred.fromCoroutine(link.disconnect()))
+        await wait_until(lambda: link.reachable is False)
         site = await self.site(link=link)
         started = time.monotonic()
         response, body = await fetch(site, "/stats/metricas/guests")
         self.assertEqual(response.status, 503)
         self.assertIn("Redis is unreachable", body["error"])
+        self.assertEqual(response.header("Retry-After"), "5")
         self.assertLess(time.monotonic() - started, 1)
 
     @coroutine_test

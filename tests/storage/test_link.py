@@ -52,19 +52,41 @@ class RedisLinkTests(TestCase):
 
     async def _fails_fast_when_redis_is_absent(self) -> None:
         missing = RedisAddress(path=str(Path(tempfile.gettempdir()) / "ts-no-such-redis.sock"))
-        link = self.link(missing)
+        link = self.link(missing, deadline=0.5)
         started = time.monotonic()
         with self.assertRaises(RedisUnavailable):
             await link.execute("PING")
-        self.assertLess(time.monotonic() - started, 0.5)
+        # The first call waited for a first connection, one deadline at most.
+        self.assertLess(time.monotonic() - started, 0.9)
         await wait_until(lambda: link.reachable is False)
+        started = time.monotonic()
+        with self.assertRaises(RedisUnavailable):
+            await link.execute("PING")
+        self.assertLess(time.monotonic() - started, 0.1)
 
     def test_fails_fast_when_redis_is_absent(self) -> Deferred[None]:
         """
-        With Redis down, connect() returns at once, calls fail at once (nothing queues
-        forever), and the health check notices.
+        With Redis down, connect() returns at once, the first call fails within one deadline
+        and, once the health check noticed, calls fail at once (nothing queues forever).
         """
         return Deferred.fromCoroutine(self._fails_fast_when_redis_is_absent())
+
+    async def _first_call_waits_for_a_starting_redis(self) -> None:
+        own = RedisProcess().start()
+        self.addCleanup(own.stop)
+        own.kill()
+        link = self.link(own.address, deadline=3)
+        reply = link.execute("PING")
+        # Redis comes up a moment after the first request (as the embedded one does).
+        await deferLater(reactor, 0.3, own.start)
+        self.assertEqual(await reply, "PONG")
+
+    def test_first_call_waits_for_a_starting_redis(self) -> Deferred[None]:
+        """
+        A command sent before the first connection (a query in a server's first second) waits
+        for Redis to come up, within the deadline, instead of failing with a 503.
+        """
+        return Deferred.fromCoroutine(self._first_call_waits_for_a_starting_redis())
 
     async def _slow_reply_hits_deadline(self) -> None:
         link = self.link(self.redis_process.address, deadline=0.3)

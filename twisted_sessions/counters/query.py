@@ -92,11 +92,20 @@ class Query:
         hour: int | None = None,
     ) -> Query:
         """
-        The same query on another bucket.
+        The same query on another bucket: the parts given replace those of the current bucket,
+        the others are kept, as Staste merges chained timespans
+        (``timespan(year=2006).timespan(month=2)`` is February 2006).
 
         :raises ValueError: an impossible or incomplete date.
         """
-        return attrs.evolve(self, span=Timespan(year, month, day, hour))
+        span = self.span
+        merged = [
+            given if given is not None else current
+            for given, current in zip(
+                (year, month, day, hour), (span.year, span.month, span.day, span.hour), strict=True
+            )
+        ]
+        return attrs.evolve(self, span=Timespan(*merged))
 
     def filter(self, **axis_values: Any) -> Query:
         """
@@ -283,17 +292,29 @@ class Query:
 
         :raises ValueError: an unknown scale, or ``until`` before ``since``.
         """
+        points = self.timeserie_points(since, until, scale)
+        return points.addCallback(lambda found: [(start, total) for start, _, total, _ in found])
+
+    def timeserie_points(
+        self, since: datetime, until: datetime, scale: str = "day"
+    ) -> Deferred[list[tuple[datetime, int, float, float | None]]]:
+        """
+        As :meth:`timeserie`, each point with its kick count, total and average (``None``
+        where nothing was counted): a requests-per-day series is the counts.
+
+        :raises ValueError: an unknown scale, or ``until`` before ``since``.
+        """
         spans = series(since, until, scale)
         field = self._field()
 
-        async def run() -> list[tuple[datetime, float]]:
+        async def run() -> list[tuple[datetime, int, float, float | None]]:
             pairs = await gatherResults(
                 [Deferred.fromCoroutine(self._pair(self._key(span), field)) for span in spans],
                 consumeErrors=True,
             )
             return [
-                (span.start(), self._value(units))
-                for span, (units, _) in zip(spans, pairs, strict=True)
+                (span.start(), kicks, self._value(units), self._average(units, kicks))
+                for span, (units, kicks) in zip(spans, pairs, strict=True)
             ]
 
         return Deferred.fromCoroutine(run())

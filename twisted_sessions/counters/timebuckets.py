@@ -93,6 +93,15 @@ class Timespan:
             return f"d{self.year:04d}-{self.month:02d}-{self.day:02d}"
         return f"h{self.year:04d}-{self.month:02d}-{self.day:02d}T{self.hour:02d}"
 
+    @property
+    def label(self) -> str:
+        """
+        The bucket as people and clients write it: ``all``, ``2010``, ``2010-02``,
+        ``2010-02-07`` or ``2010-02-07T13`` (what the stats API's ``timespan`` takes).
+        """
+        code = self.code
+        return code if code == "all" else code[1:]
+
     def describe(self) -> str:
         """
         A readable form for messages.

@@ -61,31 +61,65 @@ class Expandable(Protocol):
         """
 
 
-#: Applies one batch at most once: KEYS none (single node; see docs), ARGV:
-#: marker, marker ttl, n increments, (key, field, amount)*, n expireats, (key, unix time)*,
-#: n first-seen values, (zset key, score, member)*.
+#: Applies one batch at most once, all or nothing. KEYS: the batch's marker, then every key it
+#: writes (so that Redis Cluster can route and check the call). ARGV: marker ttl, n increments,
+#: (key index, field, amount)*, n expireats, (key index, unix time)*, n first-seen values,
+#: (key index, score, member)*, where a key index points into KEYS.
+#:
+#: Redis keeps the writes a script made before an error, so the script first checks that no
+#: write can fail (every hash key is a hash or absent, every sorted set a sorted set or absent)
+#: and only then writes; the marker is set last. A batch the check refuses writes nothing, is
+#: logged and retried at the next flush, whole.
 APPLY_BATCH = """
-if not redis.call('SET', ARGV[1], '1', 'NX', 'EX', tonumber(ARGV[2])) then
+if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
-local i = 4
-local n = tonumber(ARGV[3])
+local function check(index, kind)
+  local found = redis.call('TYPE', KEYS[index])['ok']
+  if found ~= 'none' and found ~= kind then
+    local key = KEYS[index]
+    return redis.error_reply('counter key ' .. key .. ' is a ' .. found .. ', not a ' .. kind)
+  end
+end
+local n = tonumber(ARGV[2])
+local i = 3
 for _ = 1, n do
-  redis.call('HINCRBY', ARGV[i], ARGV[i + 1], ARGV[i + 2])
+  local bad = check(tonumber(ARGV[i]), 'hash')
+  if bad then return bad end
   i = i + 3
 end
+local expires_at = i
+n = tonumber(ARGV[i])
+i = i + 1 + 2 * n
+local zadds_at = i
 n = tonumber(ARGV[i])
 i = i + 1
 for _ = 1, n do
-  redis.call('EXPIREAT', ARGV[i], ARGV[i + 1])
+  local bad = check(tonumber(ARGV[i]), 'zset')
+  if bad then return bad end
+  i = i + 3
+end
+n = tonumber(ARGV[2])
+i = 3
+for _ = 1, n do
+  redis.call('HINCRBY', KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2])
+  i = i + 3
+end
+i = expires_at
+n = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, n do
+  redis.call('EXPIREAT', KEYS[tonumber(ARGV[i])], ARGV[i + 1])
   i = i + 2
 end
+i = zadds_at
 n = tonumber(ARGV[i])
 i = i + 1
 for _ = 1, n do
-  redis.call('ZADD', ARGV[i], 'NX', ARGV[i + 1], ARGV[i + 2])
+  redis.call('ZADD', KEYS[tonumber(ARGV[i])], 'NX', ARGV[i + 1], ARGV[i + 2])
   i = i + 3
 end
+redis.call('SET', KEYS[1], '1', 'EX', tonumber(ARGV[1]))
 return 1
 """
 
@@ -105,20 +139,30 @@ class Batch:
     expireats: dict[str, int] = attrs.field(factory=dict)
     first_seen: list[tuple[str, float, str]] = attrs.field(factory=list)
 
-    def arguments(self) -> list[Any]:
+    def arguments(self) -> tuple[list[str], list[Any]]:
         """
-        The ARGV of :data:`APPLY_BATCH`.
+        The KEYS and ARGV of :data:`APPLY_BATCH`.
         """
-        argv: list[Any] = [batch_key(self.writer_id, self.number), MARKER_TTL, len(self.increments)]
+        keys = [batch_key(self.writer_id, self.number)]
+        index: dict[str, int] = {}
+
+        def at(key: str) -> int:
+            found = index.get(key)
+            if found is None:
+                keys.append(key)
+                found = index[key] = len(keys)  # Lua's KEYS count from 1.
+            return found
+
+        argv: list[Any] = [MARKER_TTL, len(self.increments)]
         for key, field, amount in self.increments:
-            argv += [key, field, amount]
+            argv += [at(key), field, amount]
         argv.append(len(self.expireats))
         for key, when in self.expireats.items():
-            argv += [key, when]
+            argv += [at(key), when]
         argv.append(len(self.first_seen))
         for key, score, member in self.first_seen:
-            argv += [key, repr(score), member]
-        return argv
+            argv += [at(key), repr(score), member]
+        return keys, argv
 
     def to_json(self) -> str:
         """
@@ -152,7 +196,11 @@ class CounterWriter:
     :param max_pending: the most distinct pending counters (raw kicks and expanded increments)
         kept while Redis is away; beyond it kicks are dropped and counted.
     :param chunk: the most increments per script call.
-    :param spool_path: where unwritten batches go at shutdown, and are replayed from.
+    :param spool_path: where unwritten batches go at shutdown, and are replayed from: each
+        writer spools to a file of its own beside it (``counters.spool`` gives
+        ``counters-<writer id>.spool``), and replays every such file at its start, so that two
+        servers sharing a data directory never overwrite each other's spool. Replaying one
+        file twice (two servers starting together) counts nothing twice: the batch ids.
     """
 
     _log = Logger()
@@ -172,6 +220,8 @@ class CounterWriter:
         self.max_pending = max_pending
         self.chunk = chunk
         self.spool_path = spool_path
+        # The spool files this writer replayed, removed once their batches are written.
+        self._replayed: list[Path] = []
         self.writer_id = secrets.token_hex(8)
         self._pending: dict[tuple[Expandable, int, tuple[Any, ...]], list[int]] = {}
         self._first_seen: dict[tuple[str, str], float] = {}
@@ -302,9 +352,9 @@ class CounterWriter:
     async def _send(self) -> None:
         while self._batches:
             batch = self._batches[0]
-            argv = batch.arguments()
+            keys, argv = batch.arguments()
             try:
-                await self._link.execute("EVAL", APPLY_BATCH, 0, *argv)
+                await self._link.execute("EVAL", APPLY_BATCH, len(keys), *keys, *argv)
             except (RedisUnavailable, RedisTimeout) as error:
                 self._log.debug(
                     "batch {number} not written yet: {error}", number=batch.number, error=str(error)
@@ -314,9 +364,11 @@ class CounterWriter:
             self._batched_size -= len(batch.increments)
             self.batches_written += 1
             self.commands_sent += 1
-            self.bytes_sent += sum(len(str(a)) for a in argv) + len(APPLY_BATCH)
-        if self.spool_path is not None and self.spool_path.exists():
-            self.spool_path.unlink()  # Everything it held is written now.
+            self.bytes_sent += sum(len(str(a)) for a in (*keys, *argv)) + len(APPLY_BATCH)
+        # Everything the spools held is written now.
+        spools, self._replayed = self._replayed, []
+        for path in spools:
+            path.unlink(missing_ok=True)
 
     def flush(self) -> Deferred[None]:
         """
@@ -337,41 +389,64 @@ class CounterWriter:
         if self._loop is not None and self._loop.running:
             self._loop.stop()
 
+    @property
+    def own_spool(self) -> Path | None:
+        """
+        The file this writer spools to at shutdown (``None`` without a ``spool_path``).
+        """
+        path = self.spool_path
+        if path is None:
+            return None
+        return path.with_name(f"{path.stem}-{self.writer_id}{path.suffix}")
+
     def _spool(self) -> None:
-        if self.spool_path is not None:
-            self.spool_path.parent.mkdir(parents=True, exist_ok=True)
-        if self.spool_path is None:
+        own = self.own_spool
+        if own is None:
             self._log.error(
                 "{count} counter batches could not be written and there is no spool file: "
                 "they are lost",
                 count=len(self._batches),
             )
             return
-        # Rewritten whole (it may hold replayed batches that are still unsent, which are in
-        # self._batches too), through a temporary file so that a crash leaves the old spool.
-        temporary = self.spool_path.with_suffix(".writing")
+        own.parent.mkdir(parents=True, exist_ok=True)
+        # Through a temporary file: a crash while writing leaves no half a spool to replay.
+        temporary = own.with_suffix(".writing")
         with temporary.open("w", encoding="utf-8") as spool:
             for batch in self._batches:
                 spool.write(batch.to_json() + "\n")
             spool.flush()
             os.fsync(spool.fileno())
-        temporary.replace(self.spool_path)
+        temporary.replace(own)
         self._log.warn(
             "Redis unreachable at shutdown: {count} counter batches spooled to {path}, "
             "replayed at the next start",
             count=len(self._batches),
-            path=str(self.spool_path),
+            path=str(own),
         )
         self._batches.clear()
         self._batched_size = 0
 
     def _replay_spool(self) -> None:
         path = self.spool_path
-        if path is None or not path.exists():
+        if path is None or not path.parent.is_dir():
             return
-        # The file stays until every batch is written: a crash before then replays it again,
-        # which the batch ids make harmless.
-        batches = [Batch.from_json(line) for line in path.read_text().splitlines() if line]
+        # Every writer's spool (and a single-file spool of an older version, ``counters.spool``
+        # itself). Each file stays until its batches are written: a crash before then replays
+        # it again, which the batch ids make harmless.
+        files = sorted(path.parent.glob(f"{path.stem}*{path.suffix}"))
+        batches = [
+            Batch.from_json(line)
+            for spool in files
+            for line in spool.read_text(encoding="utf-8").splitlines()
+            if line
+        ]
+        if not files:
+            return
+        self._replayed = files
         self._batches[:0] = batches
         self._batched_size += sum(len(b.increments) for b in batches)
-        self._log.info("replaying {count} spooled counter batches", count=len(batches))
+        self._log.info(
+            "replaying {count} spooled counter batches from {files} spool file(s)",
+            count=len(batches),
+            files=len(files),
+        )

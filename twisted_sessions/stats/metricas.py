@@ -17,29 +17,47 @@ from .params import (
     TIMESERIE_TAKES,
     count_points,
     metrica_query,
+    no_params,
     parse_moment,
     query_params,
 )
-from .responses import ErrorLeaf, JSONLeaf, StatsError, send_json
+from .responses import ErrorLeaf, JSONLeaf, StatsError
 
 if TYPE_CHECKING:
     from ..counters.metrica import CounterStore, Metrica
 
 
 class MetricasResource(Resource):
+    """
+    ``/stats/metricas``: the list of metricas; ``/stats/metricas/{name}``: one of them.
+    """
+
     def __init__(self, store: CounterStore) -> None:
         super().__init__()
         self.store = store
+        self._index = JSONLeaf(self._list)
 
     def getChild(self, path: bytes, request: Any) -> Resource:
+        if path == b"":
+            return self._index
         name = path.decode("utf-8", "replace")
         metrica = self.store.metricas.get(name)
         if metrica is None:
-            return ErrorLeaf(404, f"no metrica named {name!r}")
+            return ErrorLeaf(404, f"no metrica named {name}")
         return MetricaResource(metrica)
 
-    def render(self, request: Any) -> bytes:
-        return send_json(request, 404, {"error": "name a metrica: /stats/metricas/{name}"})
+    def render(self, request: Any) -> Any:
+        return self._index.render(request)
+
+    async def _list(self, request: Any) -> dict[str, Any]:
+        no_params(request, "/stats/metricas")
+        base = "/" + "/".join(p.decode("utf-8", "replace") for p in request.prepath if p)
+        return {
+            "metricas": [
+                {"name": name, "averaged": metrica.averaged, "self": f"{base}/{name}"}
+                for name, metrica in self.store.metricas.items()
+            ]
+        }
 
 
 class MetricaResource(Resource):
@@ -52,7 +70,9 @@ class MetricaResource(Resource):
     def getChild(self, path: bytes, request: Any) -> Resource:
         if path == b"":
             return self._summary
-        return self._views.get(path) or ErrorLeaf(404, f"no such view: {path!r}")
+        return self._views.get(path) or ErrorLeaf(
+            404, f"no such view: {path.decode('utf-8', 'replace')}"
+        )
 
     def render(self, request: Any) -> Any:
         return self._summary.render(request)
@@ -62,7 +82,7 @@ class MetricaResource(Resource):
         query = metrica_query(self.metrica, params)
         return {
             "metrica": self.metrica.name,
-            "timespan": query.span.code,
+            "timespan": query.span.label,
             "filters": dict(query.filters),
             "count": await query.count(),
             "total": await query.total(),
@@ -94,7 +114,7 @@ class MetricaResource(Resource):
         ]
         return {
             "metrica": self.metrica.name,
-            "timespan": query.span.code,
+            "timespan": query.span.label,
             "by": by or "time",
             "items": items,
         }
@@ -110,9 +130,12 @@ class MetricaResource(Resource):
         if count_points(since, until, scale) > MAX_POINTS:
             raise StatsError(400, f"too many points: at most {MAX_POINTS} per timeserie")
         query = metrica_query(self.metrica, {k: v for k, v in params.items() if k not in RESERVED})
-        points = await query.timeserie(since, until, scale)
+        points = await query.timeserie_points(since, until, scale)
         return {
             "metrica": self.metrica.name,
             "scale": scale,
-            "points": [{"start": start.isoformat(), "total": total} for start, total in points],
+            "points": [
+                {"start": start.isoformat(), "count": count, "total": total, "average": average}
+                for start, count, total, average in points
+            ],
         }

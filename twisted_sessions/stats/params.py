@@ -58,7 +58,26 @@ def query_params(request: Any, takes: frozenset[str]) -> dict[str, str]:
     return params
 
 
+def no_params(request: Any, view: str) -> None:
+    """
+    Check that a view that takes no parameters was given none.
+
+    :raises StatsError: a 400 naming the parameters given.
+    """
+    given = query_params(request, frozenset())
+    if given:
+        names = ", ".join(sorted(given))
+        raise StatsError(400, f"{view} takes no parameters; given: {names}")
+
+
 def parse_timespan(params: dict[str, str]) -> Timespan:
+    parts_given = sorted({"year", "month", "day", "hour"} & params.keys())
+    if "timespan" in params and parts_given:
+        raise StatsError(
+            400,
+            f"give either timespan or {', '.join(parts_given)}, not both: they say the same "
+            "thing two ways",
+        )
     try:
         if "timespan" in params:
             text = params["timespan"]

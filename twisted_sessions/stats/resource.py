@@ -20,16 +20,16 @@ once. Every response is JSON with ``nosniff`` and ``no-store``.
 
 from __future__ import annotations
 
-import hmac
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from twisted.web.resource import Resource
 
 from ..counters.timebuckets import Timespan
+from .access import StatsAccess
 from .metricas import MetricasResource
 from .openapi import openapi_document
-from .params import span_parts
+from .params import no_params, span_parts
 from .responses import ErrorLeaf, JSONLeaf
 
 if TYPE_CHECKING:
@@ -46,6 +46,8 @@ class StatsResource(Resource):
     :param site: the tracked Site (for the live web session gauge), if any.
     :param clusterer: the session clusterer, if any.
     :param token: a bearer token every request must carry, or ``None``.
+    :param public: without a token, answer every client; by default only loopback clients
+        are answered (see :mod:`twisted_sessions.stats.access`).
     """
 
     def __init__(
@@ -54,39 +56,37 @@ class StatsResource(Resource):
         site: Site | None = None,
         clusterer: SessionClusterer | None = None,
         token: str | None = None,
+        public: bool = False,
     ) -> None:
         super().__init__()
         self.store, self.site, self.clusterer = store, site, clusterer
-        self._token = token.encode("utf-8") if token else None
+        self.access = StatsAccess(token or None, public)
         self._index = JSONLeaf(self._describe)
         self._children: dict[bytes, Resource] = {
             b"metricas": MetricasResource(store),
             b"sessions": JSONLeaf(self._sessions),
-            b"openapi.json": JSONLeaf(lambda _: _async(openapi_document())),
+            b"openapi.json": JSONLeaf(self._openapi),
         }
 
-    def _authorized(self, request: Any) -> bool:
-        if self._token is None:
-            return True
-        given = request.getHeader(b"authorization") or b""
-        scheme, _, credential = given.partition(b" ")
-        return scheme.lower() == b"bearer" and hmac.compare_digest(credential, self._token)
-
     def getChildWithDefault(self, path: bytes, request: Any) -> Resource:
-        if not self._authorized(request):
-            return ErrorLeaf(
-                401,
-                "a valid bearer token is required",
-                {b"WWW-Authenticate": b'Bearer realm="stats"'},
-            )
+        refusal = self.access.refusal(request)
+        if refusal is not None:
+            return refusal
         if path == b"":
             return self._index
-        return self._children.get(path) or ErrorLeaf(404, f"no such stats resource: {path!r}")
+        return self._children.get(path) or ErrorLeaf(
+            404, f"no such stats resource: {path.decode('utf-8', 'replace')}"
+        )
 
     def render(self, request: Any) -> Any:
         return self.getChildWithDefault(b"", request).render(request)
 
+    async def _openapi(self, request: Any) -> dict[str, Any]:
+        no_params(request, "/stats/openapi.json")
+        return openapi_document()
+
     async def _describe(self, request: Any) -> dict[str, Any]:
+        no_params(request, "/stats")
         base = "/" + "/".join(p.decode() for p in request.prepath if p)
         metricas = [
             {
@@ -122,6 +122,7 @@ class StatsResource(Resource):
         }
 
     async def _sessions(self, request: Any) -> dict[str, Any]:
+        no_params(request, "/stats/sessions")
         now = datetime.fromtimestamp(self.store.clock.seconds(), UTC)
         metrica = self.store.metricas.get("sessions")
         finished: dict[str, Any] = {}
@@ -144,7 +145,3 @@ class StatsResource(Resource):
             "cutoff": self.clusterer.cutoff if self.clusterer is not None else None,
             "finished": finished,
         }
-
-
-async def _async(value: Any) -> Any:
-    return value

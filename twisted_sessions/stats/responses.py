@@ -19,6 +19,9 @@ from twisted.web.server import NOT_DONE_YET
 
 from ..storage.link import RedisTimeout, RedisUnavailable
 
+#: Seconds a client is asked to wait after a 503 (Redis unreachable).
+RETRY_AFTER = b"5"
+
 
 class StatsError(Exception):
     """
@@ -46,7 +49,7 @@ class JSONLeaf(Resource):
         if any(request.postpath):
             # /stats/metricas/{name}/iterate/more: a path below a view is nothing.
             path = "/".join(segment.decode("utf-8", "replace") for segment in request.postpath)
-            return send_json(request, 404, {"error": f"no such stats resource: {path!r}"})
+            return send_json(request, 404, {"error": f"no such stats resource: {path}"})
         if request.method not in (b"GET", b"HEAD"):
             request.setHeader(b"Allow", b"GET, HEAD")
             return send_json(request, 405, {"error": "only GET and HEAD are allowed"})
@@ -60,6 +63,8 @@ class JSONLeaf(Resource):
                 body, code = {"error": str(error)}, error.code
             except (RedisUnavailable, RedisTimeout) as error:
                 body, code = {"error": f"Redis is unreachable: {error}"}, 503
+                # The link retries in the background (at most 5 s apart): ask again soon.
+                request.setHeader(b"Retry-After", RETRY_AFTER)
             except Exception:
                 self._log.failure("stats request {path} failed", path=request.path)
                 body, code = {"error": "internal error"}, 500

@@ -74,6 +74,11 @@ class RedisLink:
         self.reachable: bool | None = None
         # Set by disconnect(): a health check still waiting then fails because we closed.
         self._closing = False
+        # Until the first connection is made (the embedded Redis may still be starting) and
+        # while no health check has found Redis down, a command waits for it, at most one
+        # deadline, instead of failing at once: no 503 in a server's first seconds.
+        self._ever_connected = False
+        self._first_waiters: list[Deferred[None]] = []
 
     def _endpoint(self) -> IStreamClientEndpoint:
         address = self.address
@@ -116,8 +121,9 @@ class RedisLink:
             convertNumbers=True,
         )
         factory.maxDelay = 5
-        # Lazy: nobody waits for this; failures are noticed and logged by the health checks.
-        factory.deferred.addErrback(lambda _: None)
+        # Lazy: only commands sent before the first connection wait for it; failures are
+        # noticed and logged by the health checks.
+        factory.deferred.addCallbacks(lambda _: self._first_connection(), lambda _: None)
         factory.startConnecting(self._endpoint())
         return factory
 
@@ -152,9 +158,42 @@ class RedisLink:
             error Redis replied with.
         """
         if not self.connected:
-            return fail(RedisUnavailable(f"no connection to Redis at {self.address.describe()}"))
+            if self._ever_connected or self._closing or self.reachable is False:
+                return fail(
+                    RedisUnavailable(f"no connection to Redis at {self.address.describe()}")
+                )
+            return self._after_first_connection(command)
         result: Deferred[Any] = self._factory.handler.execute_command(*command)
         return self._with_deadline(result)
+
+    def _first_connection(self) -> None:
+        self._ever_connected = True
+        waiters, self._first_waiters = self._first_waiters, []
+        for waiter in waiters:
+            if not waiter.called:
+                waiter.callback(None)
+
+    def _after_first_connection(self, command: tuple[Any, ...]) -> Deferred[Any]:
+        """
+        Send ``command`` once the first connection is made, if that is within a deadline.
+        """
+        waiter: Deferred[None] = Deferred()
+        self._first_waiters.append(waiter)
+        waiter.addTimeout(self.deadline, self._clock)
+
+        def send(_: None) -> Deferred[Any]:
+            if not self.connected:
+                raise RedisUnavailable(f"no connection to Redis at {self.address.describe()}")
+            return self._with_deadline(self._factory.handler.execute_command(*command))
+
+        def not_yet(failure: Failure) -> None:
+            failure.trap(TimeoutError)
+            raise RedisUnavailable(
+                f"Redis at {self.address.describe()} did not answer within {self.deadline} s "
+                "of the first request (still starting?)"
+            )
+
+        return waiter.addCallbacks(send, not_yet)
 
     def _with_deadline(self, result: Deferred[Any]) -> Deferred[Any]:
         result.addTimeout(self.deadline, self._clock)

@@ -96,24 +96,35 @@ class Site(server.Site):
         #: ``twistd sessions`` sets it (see twisted_sessions.counters.Counting).
         self.counting: Any = None
         self._mounts: dict[bytes, IResource] = {}
+        # The mounts whose requests are not traffic (the stats tree).
+        self._untracked: set[bytes] = set()
         # One timer for the idle expiry of the sessions that share a timeout.
         self._sweeper = IdleSweeper(self.reactor)
 
-    def mount(self, segment: bytes, resource: IResource) -> None:
+    def mount(self, segment: bytes, resource: IResource, tracked: bool = True) -> None:
         """
         Serve ``resource`` at ``/segment`` and below, in front of the root resource (whose
         own ``/segment``, if any, is hidden): how ``twistd sessions`` serves ``/stats``.
+
+        :param tracked: whether requests to it are traffic. An untracked mount (the stats
+            tree) gets no web session, sets no cookie and is reported to no observer: it is
+            not counted in any metrica nor in any visit.
 
         (To mount in a tree of your own instead, see ``twisted_sessions.stats.Mounted``.)
         """
         if not isinstance(segment, bytes) or not segment or b"/" in segment:
             raise ValueError(f"segment must be one non-empty path segment, not {segment!r}")
         self._mounts[segment] = resource
+        if tracked:
+            self._untracked.discard(segment)
+        else:
+            self._untracked.add(segment)
 
     def getResourceFor(self, request: Any) -> IResource:
         """
         The resource for the request: a mounted one, else what the root resource's tree
-        gives, as in Twisted.
+        gives, as in Twisted. The request is tracked (a web session, a visitor, reported when
+        it ends) unless it is for an untracked mount.
         """
         # Twisted's getResourceFor, with the mounts first (and list() rather than its
         # copy.copy(), which costs a microsecond on every request).
@@ -122,10 +133,15 @@ class Site(server.Site):
         postpath = request.postpath
         root = self.resource
         if self._mounts and postpath:
-            mounted = self._mounts.get(postpath[0])
+            segment = postpath[0]
+            mounted = self._mounts.get(segment)
             if mounted is not None:
                 request.prepath.append(postpath.pop(0))
+                if segment in self._untracked:
+                    return getChildForRequest(mounted, request)  # type: ignore[no-any-return]
                 root = mounted
+        # Here, not in Request.process: only now is it known whether the request is traffic.
+        self.tracker.request_started(request)
         return getChildForRequest(root, request)  # type: ignore[no-any-return]
 
     def log(self, request: Any) -> None:

@@ -1,0 +1,151 @@
+"""
+The stats tree is not traffic and not public: untracked, loopback-only without a token.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from twisted_sessions import IRequestObserver, ISessionObserver, RequestEvent, SessionSummary
+from twisted_sessions.stats.access import StatsAccess, is_loopback_client
+from twisted_sessions.tap import Options, build_server
+
+from ..http import LOCAL_CLIENT, Response, open_channel, parse_response, request_bytes
+
+TOKEN = "0123456789abcdef0123"
+
+
+@implementer(IRequestObserver, ISessionObserver)
+class Recorder:
+    def __init__(self) -> None:
+        self.requests: list[RequestEvent] = []
+        self.sessions: list[SessionSummary] = []
+
+    def request_finished(self, event: RequestEvent) -> None:
+        self.requests.append(event)
+
+    def session_ended(self, summary: SessionSummary) -> None:
+        self.sessions.append(summary)
+
+
+def server(*argv: str) -> Any:
+    options = Options()
+    options.parseOptions(["--redis", "redis://127.0.0.1:6390/0", *argv])
+    return build_server(Clock(), options)
+
+
+def fetch(
+    site: Any,
+    path: str,
+    client: IPv4Address | IPv6Address = LOCAL_CLIENT,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    channel, transport = open_channel(site, client=client)
+    channel.dataReceived(request_bytes("GET", path, headers=headers))
+    raw = transport.value()
+    channel.connectionLost(Failure(ConnectionError("test done")))
+    return parse_response(raw)
+
+
+def test_stats_requests_are_not_traffic() -> None:
+    """
+    A cookieless scraper polling the stats tree gets no cookie, makes no web session, and is
+    reported to no observer (so no metrica and no visit counts it); the site's own pages
+    still are.
+    """
+    built = server()
+    site = built.site
+    recorder = Recorder()
+    site.add_observer(recorder)
+    for path in ("/stats", "/stats/metricas", "/stats/openapi.json", "/stats/nothing"):
+        response = fetch(site, path)
+        assert response.status in (200, 404), path
+        assert response.header("Set-Cookie") is None, path
+    assert len(site.sessions) == 0
+    assert recorder.requests == []
+    page = fetch(site, "/")
+    assert page.header("Set-Cookie") is not None
+    assert [event.path for event in recorder.requests] == ["/"]
+    assert len(site.sessions) == 1
+
+
+@pytest.mark.parametrize(
+    "client",
+    [
+        IPv4Address("TCP", "127.0.0.1", 1),
+        IPv4Address("TCP", "127.8.9.10", 1),
+        IPv6Address("TCP", "::1", 1),
+        IPv6Address("TCP", "::ffff:127.0.0.1", 1),
+    ],
+    ids=str,
+)
+def test_loopback_clients_read_the_stats_without_a_token(client: Any) -> None:
+    """
+    With no token and no --stats-public, a client on this host reads the statistics.
+    """
+    assert fetch(server().site, "/stats", client).status == 200
+
+
+@pytest.mark.parametrize(
+    "client, headers",
+    [
+        (IPv4Address("TCP", "10.1.2.3", 1), {}),
+        (IPv6Address("TCP", "2001:db8::1", 1), {}),
+        (IPv4Address("TCP", "127.0.0.1", 1), {"X-Forwarded-For": "203.0.113.9"}),
+        (IPv4Address("TCP", "127.0.0.1", 1), {"X-Real-IP": "203.0.113.9"}),
+        (IPv4Address("TCP", "127.0.0.1", 1), {"Forwarded": "for=203.0.113.9"}),
+    ],
+)
+def test_other_clients_get_a_403_saying_how_to_open_it(client: Any, headers: Any) -> None:
+    """
+    A remote client, or any request relayed by a proxy (even one on this host), gets a 403
+    whose JSON body names both ways to allow remote access; nothing below /stats leaks.
+    """
+    site = server().site
+    for path in ("/stats", "/stats/metricas/requests", "/stats/openapi.json"):
+        response = fetch(site, path, client, headers)
+        assert response.status == 403, path
+        error = json.loads(response.body)["error"]
+        assert "--stats-token-file" in error and "--stats-public" in error
+
+
+def test_stats_public_opens_it_and_a_token_replaces_the_loopback_rule(tmp_path: Any) -> None:
+    """
+    --stats-public answers every client; with a token, any client with it is answered and
+    one without it (even local) gets a 401.
+    """
+    remote = IPv4Address("TCP", "10.1.2.3", 1)
+    assert fetch(server("--stats-public").site, "/stats", remote).status == 200
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    site = server("--stats-token-file", str(token_file)).site
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    assert fetch(site, "/stats", remote, bearer).status == 200
+    assert fetch(site, "/stats", remote).status == 401
+    assert fetch(site, "/stats").status == 401
+
+
+def test_unix_socket_clients_are_local() -> None:
+    """
+    A client on the server's unix socket is on this host.
+    """
+
+    class Request:
+        class requestHeaders:  # noqa: N801 - the attribute name Twisted uses
+            @staticmethod
+            def hasHeader(name: bytes) -> bool:
+                return False
+
+        @staticmethod
+        def getClientAddress() -> UNIXAddress:
+            return UNIXAddress(b"/tmp/sessions.sock")
+
+    assert is_loopback_client(Request())
+    assert StatsAccess().refusal(Request()) is None
