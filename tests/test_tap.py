@@ -225,3 +225,16 @@ def test_startup_log_names_the_real_address() -> None:
     assert _describe(Port(IPv6Address("TCP", "::", 8080))) == "http://[::]:8080/"  # type: ignore[arg-type]
     tls = Port(IPv4Address("TCP", "127.0.0.1", 8443), TLSMemoryBIOFactory())
     assert _describe(tls) == "https://127.0.0.1:8443/"  # type: ignore[arg-type]
+
+
+def test_port_number_alone_means_tcp_and_remembered_users_is_an_option() -> None:
+    """
+    ``--port 8080`` is ``tcp:8080``; ``--remember-users`` bounds the clusterer's memory of
+    users like the other caps, and a bad value names the option.
+    """
+    assert parse("--port", "8080")["port"] == "tcp:8080"
+    options = parse("--redis", "redis://127.0.0.1:6390/0", "--remember-users", "5000")
+    clusterer = build_server(Clock(), options).clusterer
+    assert clusterer is not None and clusterer._cache._remember == 5000
+    with pytest.raises(usage.UsageError, match="--remember-users"):
+        parse("--remember-users", "0")

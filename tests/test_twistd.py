@@ -221,6 +221,7 @@ def test_visitors_counted_end_to_end_and_kept_across_restart(
     import json
     import time
     from http.cookiejar import CookieJar
+    from urllib.error import HTTPError
     from urllib.request import HTTPCookieProcessor, build_opener, urlopen
 
     args = (
@@ -231,7 +232,7 @@ def test_visitors_counted_end_to_end_and_kept_across_restart(
         "--cutoff",
         "2",
         "--app",
-        "bench.pages.page",
+        "tests.apps.pages",
     )
     server = Twistd(workdir, *args)
     servers.append(server.start())
@@ -241,7 +242,9 @@ def test_visitors_counted_end_to_end_and_kept_across_restart(
 
     alice, bob = browser(), browser()
     for _ in range(3):
-        alice.open(server.url + "a/1").read()  # one visit of 3 requests
+        alice.open(server.url + "a/1").read()  # one visit of 3 requests...
+    with pytest.raises(HTTPError):
+        alice.open(server.url + "made-up-" + "x" * 50)  # ...and a 404
     bob.open(server.url + "b").read()
     bob.open(server.url + "b/2").read()
     time.sleep(2.5)  # bob comes back after the cutoff: a second visit
@@ -264,11 +267,12 @@ def test_visitors_counted_end_to_end_and_kept_across_restart(
         item["key"]: item["count"]
         for item in stats("metricas/requests/iterate?by=resource")["items"]
     }
-    assert {k: by_resource.get(k) for k in ("/a", "/b", "/c")} == {"/a": 3, "/b": 3, "/c": 4}
+    # Counted by the resource that rendered them; a made-up path is one "(not found)".
+    assert by_resource == {"/a": 3, "/b": 3, "/c": 4, "(not found)": 1}
     sessions = stats("metricas/sessions")
     assert sessions["count"] == 1 + 2 + 4
     per_session = stats("metricas/session_requests")
-    assert (per_session["count"], per_session["total"]) == (7, 10)
+    assert (per_session["count"], per_session["total"]) == (7, 11)
     single = stats("metricas/sessions?single=yes")
     assert single["count"] == 1 + 4  # bob's return and the four cookieless ones
     assert single["average"] == 0

@@ -43,14 +43,16 @@ class RequestEvent(NamedTuple):
     :ivar timestamp: when the request arrived, in UNIX seconds from the Site's reactor clock.
     :ivar method: the HTTP method, e.g. ``"GET"``.
     :ivar path: the request path without its query string, decoded as UTF-8 (invalid bytes
-        replaced).
+        replaced), cut after 1,024 bytes (with a trailing ``…``).
     :ivar status: the response status code.
     :ivar duration: seconds from arrival to the end of the response.
     :ivar session_key: a non-secret key of the web session (never the cookie value itself).
     :ivar aborted: the client went away before the response was finished.
     :ivar resource: a bounded name for what was requested, for counting: what the application
-        set (``request.resource_name``), else the first path segment (``/page/3`` is
-        ``/page``), so that raw paths do not explode the counters.
+        set (``request.resource_name``), else ``"(not found)"`` for a 404, else the first path
+        segment the resource tree consumed to find what rendered it (``/page/3`` served by a
+        ``page`` leaf is ``/page``; every path of a leaf root is ``/``), so that neither raw
+        paths nor made-up ones explode the counters.
     """
 
     user: Hashable

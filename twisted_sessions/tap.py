@@ -17,7 +17,12 @@ from twisted.internet.endpoints import serverFromString
 from twisted.python import reflect, usage
 from twisted.web.resource import IResource
 
-from .clustering.clusterer import DEFAULT_MAX_EVENTS, DEFAULT_MAX_OPEN, SessionClusterer
+from .clustering.clusterer import (
+    DEFAULT_MAX_EVENTS,
+    DEFAULT_MAX_OPEN,
+    DEFAULT_REMEMBERED_USERS,
+    SessionClusterer,
+)
 from .counters.counting import Counting
 from .counters.metrica import CounterStore
 from .counters.writer import CounterWriter
@@ -97,6 +102,12 @@ class Options(usage.Options):
             str(DEFAULT_MAX_EVENTS),
             "Most requests kept per clustered session for hooks (all are counted).",
         ],
+        [
+            "remember-users",
+            None,
+            str(DEFAULT_REMEMBERED_USERS),
+            "Most users whose visit count (a visit's user_index) is remembered.",
+        ],
         ["session-cookie", None, "TWISTED_SESSION", "Name of the session cookie."],
         ["visitor-cookie", None, "TWISTED_VISITOR", "Name of the persistent visitor cookie."],
         [
@@ -133,6 +144,8 @@ class Options(usage.Options):
         """
         Check every option and convert it, naming the option in any error.
         """
+        if self["port"].isdigit():
+            self["port"] = f"tcp:{self['port']}"  # --port 8080 means what people mean by it.
         # Parsing only: nothing listens until makeService, on the real reactor.
         try:
             serverFromString(cast(Any, None), self["port"])
@@ -142,7 +155,12 @@ class Options(usage.Options):
             self[option] = _positive_seconds(option, self[option])
         if self["max-session-age"] is not None:
             self["max-session-age"] = _positive_seconds("max-session-age", self["max-session-age"])
-        for option in ("max-sessions", "max-clustered-sessions", "max-session-events"):
+        for option in (
+            "max-sessions",
+            "max-clustered-sessions",
+            "max-session-events",
+            "remember-users",
+        ):
             self[option] = _positive_int(option, self[option])
         try:
             self["cookies"] = CookiePolicy(
@@ -271,6 +289,7 @@ def build_server(reactor: Any, options: Options) -> SessionServer:
         cutoff=options["cutoff"],
         max_open=options["max-clustered-sessions"],
         max_events=options["max-session-events"],
+        remember_users=options["remember-users"],
     )
     if options.get("hook") is not None:
         clusterer.add_sink(options["hook"])

@@ -473,6 +473,16 @@ class PathNameTests(SynchronousTestCase):
         self.assertEqual(path_names(long_path), (long_path.decode(), "/search"))
         self.assertEqual(path_names(b"/caf\xe9/x"), ("/caf\ufffd/x", "/caf\ufffd"))
 
+    def test_a_huge_url_is_cut_in_events(self) -> None:
+        """
+        The path an event (and so every visit that keeps it) carries is at most 1,024 bytes
+        of the URL and an ellipsis: a flood of 16 KB URLs cannot blow up the kept visits.
+        """
+        huge = b"/page/" + b"z" * 16_000
+        text, resource = path_names(huge)
+        self.assertEqual(text, huge[:1024].decode() + "\u2026")
+        self.assertEqual(resource, "/page")
+
     def test_remembered_paths_are_bounded(self) -> None:
         """
         A crawler inventing paths cannot make the server keep their names without bound:
@@ -485,3 +495,32 @@ class PathNameTests(SynchronousTestCase):
         remembered = tracked_request._path_names
         self.assertLessEqual(len(remembered), 4096)
         self.assertLessEqual(sum(len(path) for path in remembered), 4096 * 256)
+
+
+def test_resource_is_what_rendered_and_made_up_paths_are_one_value() -> None:
+    """
+    A request's resource is the first segment its tree consumed (``/a`` for ``/a/x`` served
+    by the ``a`` leaf), one value for every 404, and ``/`` for everything a leaf root
+    serves: 200 made-up paths from one client are one resource, not 200.
+    """
+    from twisted.internet.task import Clock
+    from twisted.web.static import Data
+
+    from ..apps import pages
+
+    recorder = Recorder()
+    site = Site(pages(), reactor=Clock())
+    site.add_observer(recorder)
+    get(site, "/a/x")
+    get(site, "/b")
+    for number in range(200):
+        get(site, f"/made-up-{number}")
+    resources = [event.resource for event in recorder.requests]
+    assert resources[:2] == ["/a", "/b"]
+    assert set(resources[2:]) == {"(not found)"}
+    leaf = Data(b"hi", "text/plain")
+    leaf.isLeaf = True
+    leaf_site = Site(leaf, reactor=Clock())
+    leaf_site.add_observer(recorder)
+    get(leaf_site, "/anything/at/all")
+    assert recorder.requests[-1].resource == "/"

@@ -42,23 +42,53 @@ def new_visitor_id() -> str:
 def path_names(path: bytes) -> tuple[str, str]:
     """
     The path as text, and its first segment as a bounded resource name: ``/page/3?x=1`` gives
-    ``("/page/3?x=1", "/page")``.
+    ``("/page/3?x=1", "/page")``. A path over :data:`MAX_EVENT_PATH` bytes is cut there (and
+    ends with ``…``): visits keep their events' paths, and a flood of 16 KB URLs must not
+    make every kept visit 16 KB larger.
     """
     names = _path_names.get(path)
     if names is None:
         first = path.split(b"?", 1)[0].lstrip(b"/").split(b"/", 1)[0][:64]
-        names = (path.decode("utf-8", "replace"), "/" + first.decode("utf-8", "replace"))
+        text = (
+            path.decode("utf-8", "replace")
+            if len(path) <= MAX_EVENT_PATH
+            else path[:MAX_EVENT_PATH].decode("utf-8", "replace") + "…"
+        )
+        names = (text, "/" + first.decode("utf-8", "replace"))
         if len(_path_names) < _REMEMBERED_PATHS and len(path) <= _REMEMBERED_LENGTH:
             _path_names[path] = names
     return names
 
 
+#: The resource of every 404 the application did not name: made-up paths are one value, so
+#: that a client inventing them cannot push the real pages out of the ``resource`` axis.
+NOT_FOUND = "(not found)"
+
+
+def routed_name(prepath: list[bytes]) -> str:
+    """
+    The resource name of a routed request: ``/`` and the first segment its tree consumed.
+    """
+    if not prepath:
+        return "/"
+    segment = prepath[0]
+    name = _routed_names.get(segment)
+    if name is None:
+        name = "/" + segment[:64].decode("utf-8", "replace")
+        if len(_routed_names) < _REMEMBERED_PATHS:
+            _routed_names[segment] = name
+    return name
+
+
+#: The most bytes of a request's path (query included) kept in its RequestEvent.
+MAX_EVENT_PATH = 1024
 #: How many paths' names are remembered, and up to what length: a site's own pages, not what
 #: a crawler makes up (past the bounds, names are computed each time, and at most a megabyte
 #: or two is ever kept).
 _REMEMBERED_PATHS = 4096
 _REMEMBERED_LENGTH = 256
 _path_names: dict[bytes, tuple[str, str]] = {}
+_routed_names: dict[bytes, str] = {}
 _new_tuple = tuple.__new__
 #: The field order request_ended builds RequestEvents in.
 _EVENT_FIELDS = (
@@ -121,6 +151,10 @@ class Request(server.Request):
     #: A bounded name for counting this request (see RequestEvent.resource); None: the path's
     #: first segment.
     resource_name: str | None = None
+    #: The first path segment the Site's resource tree consumed to find what renders the
+    #: request (``/page`` for ``/page/3`` served by a ``page`` leaf; ``/`` for a leaf root),
+    #: set when the request is routed.
+    routed_name: str | None = None
     visitor_id: str | None = None
     arrived: float | None = None
     reported = False
@@ -293,7 +327,8 @@ class RequestTracker:
                 self._site.reactor.seconds() - arrived,
                 key,
                 aborted,
-                request.resource_name or resource,
+                request.resource_name
+                or (NOT_FOUND if request.code == 404 else request.routed_name or resource),
             ),
         )
         self._observers.request_finished(event)

@@ -21,7 +21,7 @@ from ..events import EndReason, SessionSummary
 from ..eviction import Candidates
 from .cookies import CookiePolicy
 from .observers import TrafficObservers
-from .request import Request, RequestTracker, UserIdentifier
+from .request import Request, RequestTracker, UserIdentifier, routed_name
 from .session import Session
 from .sweeper import IdleSweeper
 
@@ -142,7 +142,9 @@ class Site(server.Site):
                 root = mounted
         # Here, not in Request.process: only now is it known whether the request is traffic.
         self.tracker.request_started(request)
-        return getChildForRequest(root, request)  # type: ignore[no-any-return]
+        resource = getChildForRequest(root, request)
+        request.routed_name = routed_name(request.prepath)
+        return resource  # type: ignore[no-any-return]
 
     def log(self, request: Any) -> None:
         """
