@@ -135,8 +135,18 @@ class WriterTests(TestCase):
     async def test_redis_killed_mid_load_loses_nothing(self) -> None:
         """
         Kill the real redis-server (SIGKILL) in the middle of a load and start it again:
-        every counter equals the number of kicks.
+        every counter equals the number of kicks, and the writer says it waits once for the
+        outage, not once a flush.
         """
+        said: list[str] = []
+
+        def observe(event: dict[str, object]) -> None:
+            text = str(event.get("log_format"))
+            if "wait for Redis" in text or "written again" in text:
+                said.append(text)
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
         link = await self.link(deadline=0.5)
         store = self.store(link, flush_interval=0.05)
         store.writer.start()
@@ -164,6 +174,9 @@ class WriterTests(TestCase):
         self.assertEqual(await metrica.total(), sum(kicks.values()))
         for color, count in kicks.items():
             self.assertEqual(await metrica.filter(color=color).total(), count)
+        waits = sum("wait for Redis" in text for text in said)
+        self.assertTrue(1 <= waits <= 2, said)
+        self.assertEqual(waits, sum("written again" in text for text in said))
 
     @coroutine_test
     async def test_spool_at_shutdown_replayed_once(self) -> None:

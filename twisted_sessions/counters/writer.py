@@ -220,6 +220,8 @@ class CounterWriter:
         self.max_pending = max_pending
         self.chunk = chunk
         self.spool_path = spool_path
+        # Whether batches are waiting for Redis (logged once per outage).
+        self._waiting = False
         # The spool files this writer replayed, removed once their batches are written.
         self._replayed: list[Path] = []
         self.writer_id = secrets.token_hex(8)
@@ -356,12 +358,23 @@ class CounterWriter:
             try:
                 await self._link.execute("EVAL", APPLY_BATCH, len(keys), *keys, *argv)
             except (RedisUnavailable, RedisTimeout) as error:
-                self._log.debug(
-                    "batch {number} not written yet: {error}", number=batch.number, error=str(error)
-                )
+                # Once per outage (the link logs the outage itself), not once a flush.
+                if not self._waiting:
+                    self._waiting = True
+                    self._log.info(
+                        "counter batches wait for Redis ({error}); they are written when it "
+                        "is back",
+                        error=str(error),
+                    )
                 return
             self._batches.pop(0)
             self._batched_size -= len(batch.increments)
+            if self._waiting:
+                self._waiting = False
+                self._log.info(
+                    "counter batches are written again ({count} still waiting)",
+                    count=len(self._batches),
+                )
             self.batches_written += 1
             self.commands_sent += 1
             self.bytes_sent += sum(len(str(a)) for a in (*keys, *argv)) + len(APPLY_BATCH)
