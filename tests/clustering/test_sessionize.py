@@ -169,3 +169,24 @@ def test_module_entry_point(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert len(target.read_text().splitlines()) == 3
+
+
+def test_tsv_on_stdin_is_recognised() -> None:
+    """
+    TSV on standard input (no file name to go by) is read as TSV from its header line.
+    """
+    tsv = "rev\teditor\twhen\n1\talice\t20150101000000\n2\talice\t20150101003000\n"
+    status, out, err = run(["--user", "editor", "--timestamp", "when"], stdin=tsv)
+    assert status == 0, err
+    [session] = [json.loads(line) for line in out.splitlines()]
+    assert (session["user"], len(session["events"])) == ("alice", 2)
+
+
+def test_a_run_where_no_line_could_be_read_fails() -> None:
+    """
+    Input of which not one line is usable (wrong field names) exits 1 and says what to check,
+    rather than exiting 0 with nothing but "bad line" messages.
+    """
+    status, out, err = run(["--user", "editor"], stdin=jsonl([{"who": "a", "t": 1}] * 3))
+    assert status == 1 and out == ""
+    assert "no line could be read" in err

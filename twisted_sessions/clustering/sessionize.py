@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -44,7 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--format",
         choices=FORMATS,
-        help="input format (default: by file extension, .tsv or else JSON lines)",
+        help=(
+            "input format (default: by file extension, .tsv or else JSON lines; on stdin, "
+            "by the first line: a TSV header or a JSON object)"
+        ),
     )
     parser.add_argument("--user", default="user", help="field/column of the user (user)")
     parser.add_argument(
@@ -102,7 +106,8 @@ def main(
     stderr: IO[str] | None = None,
 ) -> int:
     """
-    Run the command; returns the exit status (0, 1 for a stop on a bad line, 2 for usage).
+    Run the command; returns the exit status (0; 1 for a stop on a bad line, or when not one
+    line could be read; 2 for usage).
     """
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
@@ -134,6 +139,10 @@ def main(
     finally:
         if output is not stdout:
             output.close()
+    if counts["bad"] and not counts["events"]:
+        # Not one usable line: a wrong format or wrong field names, not a few bad records.
+        stderr.write("no line could be read: check --format, --user and --timestamp\n")
+        status = 1
     stderr.write(
         f"{counts['events']} events, {counts['sessions']} sessions, {counts['bad']} bad "
         f"line(s) {'stopped the run' if status else 'skipped'}, "
@@ -162,13 +171,23 @@ def _events(
     args: argparse.Namespace, stdin: IO[str], stderr: IO[str], counts: dict[str, int]
 ) -> Iterator[tuple[str, int, Any, Any, Any]]:
     for name in args.files:
-        input_format = args.format or ("tsv" if name.endswith(".tsv") else "jsonl")
         stream = stdin if name == "-" else open(name, encoding="utf-8")  # noqa: SIM115
         label = "stdin" if name == "-" else name
         progress = _Progress(stream, label, stderr, enabled=not args.no_progress)
+        lines: Iterable[str] = stream
+        input_format = args.format
+        if input_format is None and name == "-":
+            # No file name to go by: the first line says (a JSON object, or a TSV header).
+            first = stream.readline()
+            input_format = (
+                "tsv" if "\t" in first and not first.lstrip().startswith("{") else "jsonl"
+            )
+            lines = itertools.chain([first], stream)
+        elif input_format is None:
+            input_format = "tsv" if name.endswith(".tsv") else "jsonl"
         try:
             parse = _jsonl_lines if input_format == "jsonl" else _tsv_lines
-            for number, parsed in parse(stream, args, progress):
+            for number, parsed in parse(lines, args, progress):
                 if isinstance(parsed, str):
                     if _bad_line(args, stderr, label, number, parsed, counts):
                         raise BadLine(parsed)
@@ -182,7 +201,7 @@ def _events(
 
 
 def _jsonl_lines(
-    stream: IO[str], args: argparse.Namespace, progress: _Progress
+    stream: Iterable[str], args: argparse.Namespace, progress: _Progress
 ) -> Iterator[tuple[int, tuple[Any, Any, Any] | str]]:
     for number, line in enumerate(stream, 1):
         progress.advance(len(line))
@@ -207,9 +226,10 @@ def _jsonl_lines(
 
 
 def _tsv_lines(
-    stream: IO[str], args: argparse.Namespace, progress: _Progress
+    stream: Iterable[str], args: argparse.Namespace, progress: _Progress
 ) -> Iterator[tuple[int, tuple[Any, Any, Any] | str]]:
-    header_line = stream.readline()
+    stream = iter(stream)
+    header_line = next(stream, "")
     progress.advance(len(header_line))
     header = header_line.rstrip("\r\n").split("\t")
     missing = [c for c in (args.user, args.timestamp) if c not in header]
