@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -238,3 +239,38 @@ def test_port_number_alone_means_tcp_and_remembered_users_is_an_option() -> None
     assert clusterer is not None and clusterer._cache._remember == 5000
     with pytest.raises(usage.UsageError, match="--remember-users"):
         parse("--remember-users", "0")
+
+
+def test_app_from_a_file_path(tmp_path: Path) -> None:
+    """
+    ``--app path/to/file.py:name`` loads a resource from a file that is not importable as a
+    module (after a plain ``pip install .``, ``examples`` is not); a missing file or name is a
+    usage error naming ``--app`` and the file.
+    """
+    from twisted.web.resource import IResource
+
+    app = tmp_path / "site_app.py"
+    app.write_text(
+        "from twisted.web.static import Data\nroot = Data(b'from a file', 'text/plain')\n"
+    )
+    resource = parse("--app", f"{app}:root")["resource"]
+    assert IResource.providedBy(resource)
+    for bad, says in (
+        (f"{tmp_path / 'nope.py'}:root", "there is no file"),
+        (f"{app}:missing", "has no 'missing'"),
+    ):
+        with pytest.raises(usage.UsageError, match=says) as raised:
+            parse("--app", bad)
+        assert "--app" in str(raised.value)
+
+
+def test_app_from_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    A module in the working directory is found, as ``python -m`` would find it.
+    """
+    (tmp_path / "cwd_site_app.py").write_text(
+        "from twisted.web.static import Data\nroot = Data(b'here', 'text/plain')\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    assert parse("--app", "cwd_site_app.root")["resource"] is not None

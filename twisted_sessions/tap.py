@@ -8,6 +8,9 @@ This is the only module that touches the global reactor, and it does so inside
 from __future__ import annotations
 
 import gc
+import importlib.util
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -197,10 +200,18 @@ class Options(usage.Options):
 
 def _load_named(option: str, name: str) -> Any:
     """
-    The object named ``package.module.attribute``.
+    The object named ``package.module.attribute`` (the working directory is importable, as
+    ``python -m`` makes it), or ``path/to/file.py:attribute``.
 
     :raises usage.UsageError: naming ``option`` and why it cannot be loaded.
     """
+    path, colon, attribute = name.rpartition(":")
+    if colon and path.endswith(".py"):
+        return _load_from_file(option, name, Path(path), attribute)
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        # twistd does not put the working directory on the path; python -m and python do,
+        # and the README's examples are run from the project directory.
+        sys.path.insert(0, os.getcwd())
     try:
         return reflect.namedAny(name)
     except (
@@ -212,6 +223,27 @@ def _load_named(option: str, name: str) -> Any:
         ValueError,
     ) as error:
         raise usage.UsageError(f"{option} {name!r} cannot be loaded: {error}") from None
+
+
+def _load_from_file(option: str, name: str, path: Path, attribute: str) -> Any:
+    """
+    ``attribute`` of the Python file at ``path``, run as a module named after the file.
+    """
+    if not path.is_file():
+        raise usage.UsageError(f"{option} {name!r}: there is no file {str(path)!r}")
+    spec = importlib.util.spec_from_file_location(f"_sessions_app_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise usage.UsageError(f"{option} {name!r}: {str(path)!r} cannot be imported")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:
+        raise usage.UsageError(
+            f"{option} {name!r}: importing {str(path)!r} raised {error!r}"
+        ) from None
+    if not attribute or not hasattr(module, attribute):
+        raise usage.UsageError(f"{option} {name!r}: {str(path)!r} has no {attribute!r}")
+    return getattr(module, attribute)
 
 
 def load_app(name: str) -> IResource:
