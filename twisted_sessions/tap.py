@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from twisted.application.service import IService
 from twisted.internet.endpoints import serverFromString
@@ -142,6 +143,23 @@ class Options(usage.Options):
         ["no-count-requests", None, "Do not keep the built-in requests metrica."],
         ["no-count-sessions", None, "Do not keep the built-in sessions metricas."],
     ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["stats-cors-origins"] = []
+
+    def opt_stats_cors_origin(self, origin: str) -> None:
+        """
+        An origin (scheme://host[:port]) whose pages may read the stats tree from a browser
+        (CORS); repeatable. Without it no CORS headers are sent.
+        """
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+            raise usage.UsageError(
+                f"--stats-cors-origin must be an origin such as https://dash.example, "
+                f"not {origin!r}"
+            )
+        self["stats-cors-origins"].append(origin)
 
     def postOptions(self) -> None:
         """
@@ -356,6 +374,7 @@ def build_server(reactor: Any, options: Options) -> SessionServer:
             clusterer,
             token=options["stats-token"],
             public=bool(options["stats-public"]),
+            cors_origins=frozenset(options["stats-cors-origins"]),
         )
         server.stats_path = options["stats-path"]
         server.stats_mode = stats.access.mode

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.task import Clock
+from twisted.python import usage
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -149,3 +150,36 @@ def test_unix_socket_clients_are_local() -> None:
 
     assert is_loopback_client(Request())
     assert StatsAccess().refusal(Request()) is None
+
+
+def test_cors_only_for_the_origins_named() -> None:
+    """
+    With ``--stats-cors-origin``, a page of that origin can read the API (preflight answered,
+    ``Access-Control-Allow-Origin`` on answers); other origins, and a server without the
+    option, get no CORS headers.
+    """
+    dash = "https://dash.example"
+    site = server("--stats-cors-origin", dash, "--stats-cors-origin", "http://127.0.0.1:3000").site
+    answer = fetch(site, "/stats", headers={"Origin": dash})
+    assert answer.status == 200
+    assert answer.header("Access-Control-Allow-Origin") == dash
+    channel, transport = open_channel(site)
+    channel.dataReceived(
+        request_bytes(
+            "OPTIONS",
+            "/stats/metricas",
+            headers={"Origin": dash, "Access-Control-Request-Method": "GET"},
+        )
+    )
+    preflight = parse_response(transport.value())
+    channel.connectionLost(Failure(ConnectionError("test done")))
+    assert preflight.status == 204
+    assert preflight.header("Access-Control-Allow-Origin") == dash
+    assert "GET" in (preflight.header("Access-Control-Allow-Methods") or "")
+    assert "Authorization" in (preflight.header("Access-Control-Allow-Headers") or "")
+    other = fetch(site, "/stats", headers={"Origin": "https://evil.example"})
+    assert other.header("Access-Control-Allow-Origin") is None
+    plain = fetch(server().site, "/stats", headers={"Origin": dash})
+    assert plain.header("Access-Control-Allow-Origin") is None
+    with pytest.raises(usage.UsageError, match="--stats-cors-origin"):
+        server("--stats-cors-origin", "dash.example")

@@ -73,6 +73,8 @@ class StatsAccess:
 
     token: str | None = None
     public: bool = False
+    #: Origins whose pages may read the tree from a browser (CORS); none by default.
+    cors_origins: frozenset[str] = frozenset()
 
     @property
     def mode(self) -> str:
@@ -82,6 +84,22 @@ class StatsAccess:
         if self.token:
             return "token"
         return "public" if self.public else "loopback"
+
+    def allow_origin(self, request: Any) -> bool:
+        """
+        Add the CORS headers if the request's ``Origin`` is one of :attr:`cors_origins`.
+
+        :return: whether it is (a preflight from it is then answered with no token check:
+            browsers send none with a preflight).
+        """
+        if not self.cors_origins:
+            return False
+        origin = request.getHeader(b"origin")
+        request.setHeader(b"Vary", b"Origin")
+        if origin is None or origin.decode("latin-1") not in self.cors_origins:
+            return False
+        request.setHeader(b"Access-Control-Allow-Origin", origin)
+        return True
 
     def refusal(self, request: Any) -> ErrorLeaf | None:
         """

@@ -30,7 +30,7 @@ from .access import StatsAccess
 from .metricas import MetricasResource
 from .openapi import openapi_document
 from .params import no_params, span_parts
-from .responses import ErrorLeaf, JSONLeaf
+from .responses import ErrorLeaf, JSONLeaf, Preflight
 
 if TYPE_CHECKING:
     from ..clustering.clusterer import SessionClusterer
@@ -48,6 +48,7 @@ class StatsResource(Resource):
     :param token: a bearer token every request must carry, or ``None``.
     :param public: without a token, answer every client; by default only loopback clients
         are answered (see :mod:`twisted_sessions.stats.access`).
+    :param cors_origins: origins whose pages may read the tree from a browser.
     """
 
     def __init__(
@@ -57,10 +58,11 @@ class StatsResource(Resource):
         clusterer: SessionClusterer | None = None,
         token: str | None = None,
         public: bool = False,
+        cors_origins: frozenset[str] = frozenset(),
     ) -> None:
         super().__init__()
         self.store, self.site, self.clusterer = store, site, clusterer
-        self.access = StatsAccess(token or None, public)
+        self.access = StatsAccess(token or None, public, frozenset(cors_origins))
         self._index = JSONLeaf(self._describe)
         self._children: dict[bytes, Resource] = {
             b"metricas": MetricasResource(store),
@@ -69,6 +71,8 @@ class StatsResource(Resource):
         }
 
     def getChildWithDefault(self, path: bytes, request: Any) -> Resource:
+        if self.access.allow_origin(request) and request.method == b"OPTIONS":
+            return Preflight()
         refusal = self.access.refusal(request)
         if refusal is not None:
             return refusal

@@ -103,3 +103,18 @@ class ErrorLeaf(Resource):
         for name, value in self._headers.items():
             request.setHeader(name, value)
         return send_json(request, self._code, {"error": self._message})
+
+
+class Preflight(Resource):
+    """
+    The answer to a CORS preflight from an allowed origin: GET and HEAD, with a bearer token.
+    """
+
+    isLeaf = True
+
+    def render(self, request: Any) -> bytes:
+        request.setResponseCode(204)
+        request.setHeader(b"Access-Control-Allow-Methods", b"GET, HEAD")
+        request.setHeader(b"Access-Control-Allow-Headers", b"Authorization")
+        request.setHeader(b"Access-Control-Max-Age", b"600")
+        return b""
