@@ -524,3 +524,32 @@ def test_resource_is_what_rendered_and_made_up_paths_are_one_value() -> None:
     leaf_site.add_observer(recorder)
     get(leaf_site, "/anything/at/all")
     assert recorder.requests[-1].resource == "/"
+
+
+@pytest.mark.parametrize(
+    "raw, status",
+    [
+        (b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 20_000 + b"\r\n\r\n", 431),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\n"
+            + b"".join(b"X-H%d: %s\r\n" % (n, b"c" * 1000) for n in range(20))
+            + b"\r\n",
+            431,
+        ),
+    ],
+    ids=["long request line", "long header", "too many header bytes"],
+)
+def test_requests_over_the_limits_get_a_status_not_a_bare_close(raw: bytes, status: int) -> None:
+    """
+    A request line or headers over Twisted's 16 KB limits get 414 or 431 (Twisted itself
+    closes without a word, or says 400), and the connection is closed.
+    """
+    from twisted.internet.task import Clock
+
+    site = Site(Resource(), reactor=Clock())
+    channel, transport = open_channel(site)
+    channel.dataReceived(raw)
+    response = parse_response(transport.value())
+    assert response.status == status
+    assert transport.disconnecting

@@ -19,6 +19,7 @@ from twisted.web.resource import getChildForRequest
 
 from ..events import EndReason, SessionSummary
 from ..eviction import Candidates
+from .channel import tracked_channel_protocol
 from .cookies import CookiePolicy
 from .observers import TrafficObservers
 from .request import Request, RequestTracker, UserIdentifier, routed_name
@@ -54,6 +55,8 @@ class Site(server.Site):
 
     sessionFactory: type[Session] = Session
     requestFactory = Request
+    #: Our channel: 414 and 431 for requests over Twisted's limits (see web/channel.py).
+    protocol = tracked_channel_protocol
 
     def __init__(
         self,
