@@ -12,28 +12,14 @@ from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.task import Clock
 from twisted.python import usage
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
-from twisted_sessions import IRequestObserver, ISessionObserver, RequestEvent, SessionSummary
 from twisted_sessions.stats.access import StatsAccess, is_loopback_client
 from twisted_sessions.tap import Options, build_server
 
 from ..http import LOCAL_CLIENT, Response, open_channel, parse_response, request_bytes
+from ..recorder import Recorder
 
 TOKEN = "0123456789abcdef0123"
-
-
-@implementer(IRequestObserver, ISessionObserver)
-class Recorder:
-    def __init__(self) -> None:
-        self.requests: list[RequestEvent] = []
-        self.sessions: list[SessionSummary] = []
-
-    def request_finished(self, event: RequestEvent) -> None:
-        self.requests.append(event)
-
-    def session_ended(self, summary: SessionSummary) -> None:
-        self.sessions.append(summary)
 
 
 def server(*argv: str) -> Any:

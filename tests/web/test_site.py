@@ -23,32 +23,14 @@ from twisted_sessions import (
     CookiePolicy,
     EndReason,
     IRequestObserver,
-    ISessionObserver,
     RequestEvent,
-    SessionSummary,
     Site,
 )
 from twisted_sessions.web import request as tracked_request
 from twisted_sessions.web.request import path_names
 
 from ..http import Browser, get, open_channel, parse_response, request_bytes
-
-
-@implementer(IRequestObserver, ISessionObserver)
-class Recorder:
-    """
-    The test subscriber at the Site's seam.
-    """
-
-    def __init__(self) -> None:
-        self.requests: list[RequestEvent] = []
-        self.sessions: list[SessionSummary] = []
-
-    def request_finished(self, event: RequestEvent) -> None:
-        self.requests.append(event)
-
-    def session_ended(self, summary: SessionSummary) -> None:
-        self.sessions.append(summary)
+from ..recorder import Recorder
 
 
 class Slow(Resource):
