@@ -169,3 +169,24 @@ def test_cors_only_for_the_origins_named() -> None:
     assert plain.header("Access-Control-Allow-Origin") is None
     with pytest.raises(usage.UsageError, match="--stats-cors-origin"):
         server("--stats-cors-origin", "dash.example")
+
+
+def test_openapi_follows_the_mount_and_the_protection(tmp_path: Any) -> None:
+    """
+    The OpenAPI document's paths start where the tree is mounted (``--stats-path``), and it
+    declares the bearer security (and the 401) only when a token is required.
+    """
+    plain = json.loads(fetch(server("--stats-path", "numbers").site, "/numbers/openapi.json").body)
+    assert plain["paths"] and all(path.startswith("/numbers") for path in plain["paths"])
+    assert "/numbers/metricas/{name}/timeserie" in plain["paths"]
+    assert "security" not in plain and "securitySchemes" not in plain["components"]
+    assert "401" not in plain["paths"]["/numbers"]["get"]["responses"]
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    site = server("--stats-token-file", str(token_file)).site
+    guarded = json.loads(
+        fetch(site, "/stats/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"}).body
+    )
+    assert guarded["security"] == [{"bearer": []}]
+    assert guarded["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert "401" in guarded["paths"]["/stats"]["get"]["responses"]

@@ -9,9 +9,14 @@ from typing import Any
 from .params import MAX_POINTS
 
 
-def openapi_document() -> dict[str, Any]:
+def openapi_document(base: str = "/stats", token: bool = False) -> dict[str, Any]:
     """
     The OpenAPI 3 description of the stats tree (kept true by the stats tests).
+
+    :param base: where the tree is mounted (``--stats-path``): every path starts there.
+    :param token: whether the tree requires a bearer token: only then is the bearer security
+        declared (without one, the tree answers loopback clients, or everyone with
+        ``--stats-public``, and no credential is asked for).
     """
     error = {"$ref": "#/components/responses/Error"}
     span_params = [
@@ -26,12 +31,22 @@ def openapi_document() -> dict[str, Any]:
     ]
     name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
     ok = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
-    common = {"200": ok, "400": error, "401": error, "404": error, "405": error, "503": error}
-    return {
+    common = {
+        "200": ok,
+        "400": error,
+        "403": error,
+        "404": error,
+        "405": error,
+        "503": {"$ref": "#/components/responses/Unavailable"},
+    }
+    if token:
+        common["401"] = error
+    document: dict[str, Any] = {
         "openapi": "3.0.3",
         "info": {"title": "twisted-sessions stats", "version": "1"},
         "paths": {
             "/stats": {"get": {"summary": "Metricas and live gauges", "responses": common}},
+            "/stats/metricas": {"get": {"summary": "The metricas", "responses": common}},
             "/stats/metricas/{name}": {
                 "get": {
                     "summary": "Count, total and average of one bucket and filter (axis values as "
@@ -79,6 +94,18 @@ def openapi_document() -> dict[str, Any]:
         },
         "components": {
             "responses": {
+                "Unavailable": {
+                    "description": "Redis is unreachable; ask again after Retry-After seconds",
+                    "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"error": {"type": "string"}},
+                            }
+                        }
+                    },
+                },
                 "Error": {
                     "description": "An error",
                     "content": {
@@ -89,8 +116,14 @@ def openapi_document() -> dict[str, Any]:
                             }
                         }
                     },
-                }
+                },
             },
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
+    document["paths"] = {
+        base + path[len("/stats") :]: item for path, item in document["paths"].items()
+    }
+    if token:
+        document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        document["security"] = [{"bearer": []}]
+    return document

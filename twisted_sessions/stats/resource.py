@@ -87,7 +87,9 @@ class StatsResource(Resource):
 
     async def _openapi(self, request: Any) -> dict[str, Any]:
         no_params(request, "/stats/openapi.json")
-        return openapi_document()
+        # Where the tree is mounted: the prepath up to and without "openapi.json".
+        base = "/" + "/".join(p.decode("utf-8", "replace") for p in request.prepath[:-1] if p)
+        return openapi_document(base, token=self.access.token is not None)
 
     async def _describe(self, request: Any) -> dict[str, Any]:
         no_params(request, "/stats")
