@@ -447,14 +447,14 @@ class CounterWriter:
         # itself). Each file stays until its batches are written: a crash before then replays
         # it again, which the batch ids make harmless.
         files = sorted(path.parent.glob(f"{path.stem}*{path.suffix}"))
+        if not files:
+            return
         batches = [
             Batch.from_json(line)
             for spool in files
             for line in spool.read_text(encoding="utf-8").splitlines()
             if line
         ]
-        if not files:
-            return
         self._replayed = files
         self._batches[:0] = batches
         self._batched_size += sum(len(b.increments) for b in batches)

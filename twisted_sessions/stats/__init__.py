@@ -5,6 +5,7 @@ The stats tree: the counters and sessions as JSON over HTTP, and its OpenAPI doc
 - :mod:`.metricas`: ``/stats/metricas/{name}`` and its ``/iterate`` and ``/timeserie`` views.
 - :mod:`.params`: what the query parameters mean, and which view takes which.
 - :mod:`.responses`: JSON answers and errors.
+- :mod:`.access`: who may read the tree (a token, loopback clients only, or public) and CORS.
 - :mod:`.openapi`: the OpenAPI 3 document.
 - :mod:`.mount`: :class:`Mounted`, to serve the tree in front of an application's own root.
 

@@ -34,12 +34,19 @@ _FORBIDDEN = (
 )
 
 
+def _relayed(request: Any) -> bool:
+    """
+    Whether the request carries a header that a proxy adds.
+    """
+    return any(request.requestHeaders.hasHeader(name) for name in PROXY_HEADERS)
+
+
 def is_loopback_client(request: Any) -> bool:
     """
     Whether the request came straight from this host: a loopback address or a unix socket,
     and no proxy header.
     """
-    if any(request.requestHeaders.hasHeader(name) for name in PROXY_HEADERS):
+    if _relayed(request):
         return False
     address = request.getClientAddress()
     if isinstance(address, UNIXAddress):
@@ -57,9 +64,8 @@ def is_loopback_client(request: Any) -> bool:
 def _client(request: Any) -> str:
     address = request.getClientAddress()
     host = getattr(address, "host", None)
-    relayed = any(request.requestHeaders.hasHeader(name) for name in PROXY_HEADERS)
     shown = str(host) if host is not None else type(address).__name__
-    return f"{shown}, through a proxy" if relayed else shown
+    return f"{shown}, through a proxy" if _relayed(request) else shown
 
 
 @attrs.frozen

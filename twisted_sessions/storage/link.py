@@ -178,6 +178,8 @@ class RedisLink:
         Send ``command`` once the first connection is made, if that is within a deadline.
         """
         waiter: Deferred[None] = Deferred()
+        # Those that timed out already go: the list holds only the requests still waiting.
+        self._first_waiters = [w for w in self._first_waiters if not w.called]
         self._first_waiters.append(waiter)
         waiter.addTimeout(self.deadline, self._clock)
 

@@ -7,6 +7,7 @@ The web layer: a Twisted ``Site`` whose every request is tracked to a web sessio
 - :mod:`.session`: our ``Session``: an inactivity timeout that really is one, reliable hooks.
 - :mod:`.sweeper`: one timer for the idle expiry of every session that shares a timeout.
 - :mod:`.cookies`: the session and visitor cookies.
+- :mod:`.channel`: the HTTP channel: 414 and 431 for requests over Twisted's limits.
 - :mod:`.observers`: fan-out of requests and ended sessions to whatever is attached.
 - :mod:`.landing`: the page at ``/`` when the server runs without ``--app``.
 
