@@ -179,6 +179,8 @@ def test_external_redis_down_still_serves(workdir: Path, servers: list[Twistd]) 
         (["--session-timeout", "-5"], "--session-timeout"),
         (["--redis", "mysql://x"], "--redis"),
         (["--app", "nowhere.at.all"], "--app"),
+        (["--no-such-option"], "--no-such-option"),
+        (["--port", "nope"], "--port"),
     ],
 )
 def test_usage_errors_are_clear(workdir: Path, args: list[str], option: str) -> None:
@@ -187,8 +189,14 @@ def test_usage_errors_are_clear(workdir: Path, args: list[str], option: str) -> 
     """
     result = run_twistd(workdir, *args)
     assert result.returncode != 0
-    assert option in result.stdout + result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert option in output
+    assert "Traceback" not in output
+    # The error, not 60 lines of help burying it: twistd's synopsis, then one line naming
+    # the option and where the help is.
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) <= 2, output
+    assert option in lines[-1] and "twistd sessions --help" in lines[-1]
 
 
 def test_busy_port_is_a_clear_error(workdir: Path) -> None:

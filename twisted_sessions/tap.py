@@ -161,6 +161,24 @@ class Options(usage.Options):
             )
         self["stats-cors-origins"].append(origin)
 
+    #: Set when parsing failed: twistd then prints the options' usage before the error.
+    _failed = False
+
+    def parseOptions(self, options: Any = None) -> None:
+        """
+        Parse; a bad option is one line naming it (twistd would print the whole help first,
+        burying the error under 60 lines of options).
+        """
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as error:
+            self._failed = True
+            hint = "'twistd sessions --help' lists the options"
+            raise usage.UsageError(f"{error} ({hint})") from None
+
+    def getUsage(self, width: int | None = None) -> str:
+        return "" if self._failed else super().getUsage(width)
+
     def postOptions(self) -> None:
         """
         Check every option and convert it, naming the option in any error.

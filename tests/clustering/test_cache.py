@@ -246,6 +246,26 @@ def test_late_event_of_ended_session_stands_alone() -> None:
     assert cache.late_events == 1
 
 
+def test_late_event_of_an_ended_session_carries_its_index() -> None:
+    """
+    A late event that belongs to a session already handed out comes out on its own but with
+    that session's index (the user's first visit stays visit 0, not a new visit 2); one older
+    than any session known gets a new index.
+    """
+    cache = Cache(cutoff=10, late="place")
+    cache.process("u", 100, "first")
+    [first] = cache.process("u", 200, "second")
+    assert first.user_index == 0
+    [late] = cache.process("u", 105, "late, of the first visit")
+    assert (late.events, late.user_index) == (["late, of the first visit"], 0)
+    [early] = cache.process("u", 95, "late, just before the first visit")
+    assert early.user_index == 0
+    [older] = cache.process("u", 50, "older than any visit known")
+    assert older.user_index == 2
+    [second] = cache.finish_all()
+    assert second.user_index == 1
+
+
 def test_reject_policy_refuses_late_events() -> None:
     """
     By default (``late="reject"``) a late event raises LateEventError naming it, and changes

@@ -177,6 +177,20 @@ class AxisTests(MetricaTestCase):
         self.assertEqual(await metrica.total(), 5)
 
     @coroutine_test
+    async def test_iterating_a_stored_axis_with_no_values_yet(self) -> None:
+        """
+        Before anything was counted, a stored (or hierarchical) axis iterates as nothing, not
+        as a Redis error (schemathesis found this one as a 500 of ``/iterate?by=entry``).
+        """
+        store = await self.store()
+        metrica = AveragedMetrica(
+            "fresh", axes=[("ua", StoredChoiceAxis()), ("place", HierarchicalAxis())], store=store
+        )
+        self.assertEqual(await metrica.iterate("ua"), [])
+        self.assertEqual(await metrica.iterate_counts("place"), [])
+        self.assertEqual(await metrica.iterate_averages("ua"), [])
+
+    @coroutine_test
     async def test_kick_row_counts_as_kick_at(self) -> None:
         """
         A row in axis order (None: not given) counts exactly as the same kick by keywords,

@@ -29,7 +29,9 @@ Rules, all tested:
   an event raises :class:`LateEventError` and changes nothing. With ``late="place"`` (what the
   server uses: requests finish in another order than they arrive) it joins the user's open
   session, in timestamp order, if it is within ``cutoff`` of it; otherwise (its session already
-  ended) it forms a session of its own, handed out at once. ``Cache.late_events`` counts them;
+  ended) it forms a session of its own, handed out at once, with the index of the session it
+  belongs to when that is the user's last ended one (within a cutoff of it; see
+  :data:`ENDED_KEPT`), else a new index. ``Cache.late_events`` counts them;
   a session whose last event came late ends after any in-order session ending at the same time.
   Placing costs some speed: the open sessions keep their events' timestamps.
 - Bounds, for a long-running server (off by default, as a batch wants every event):
@@ -65,6 +67,13 @@ CUTOFF = 3600
 
 LatePolicy = Literal["place", "reject"]
 LATE_POLICIES: tuple[LatePolicy, ...] = ("place", "reject")
+
+
+#: With ``remember_users`` set (a long-running server), how many of the latest ended sessions
+#: a late event can still find its index in (about 1.5 MB). A late event whose session already
+#: ended comes at least a cutoff after that session's last event: in a server, a request that
+#: took longer than the cutoff, so only the latest ended sessions matter. A batch keeps all.
+ENDED_KEPT = 10_000
 
 
 class LateEventError(ValueError):
@@ -152,6 +161,9 @@ class Cache:
         self._late_count = 0
         # Event timestamps are only needed to place late events inside a session.
         self._keep_times = late == "place"
+        # With late events placed: each user's last ended session (start, end, index), so
+        # that a late event of that session, now gone, is handed out with its index.
+        self._ended: dict[Hashable, tuple[float, float, int]] = {}
         # Sessions per user. When bounded, in two generations: a user goes into the current one
         # (from the older, if there), and when it holds half the bound the older is dropped
         # and it becomes the older: O(1) per session and plain dicts. (Forgetting the least
@@ -257,7 +269,8 @@ class Cache:
         assert first is not None, "only called with sessions open"
         if self._active.pop(first.user, None) is None:
             del self._late[first.user]
-        first._times = None
+        if first._times is not None:
+            self._remember_ended(first)
         self.evicted += 1
         return first
 
@@ -372,12 +385,35 @@ class Cache:
             self._older_counts, self._counts = counts, {}
         return index
 
+    def _remember_ended(self, session: Session) -> None:
+        """
+        Keep an ended session's span and index (late placement only), and drop its times.
+        """
+        ended = self._ended
+        ended.pop(session.user, None)
+        ended[session.user] = (session.start, session.end, session.user_index)
+        if self._generation_size is not None and len(ended) > ENDED_KEPT:
+            # A server (remembered users bounded): only the latest ended sessions, oldest out.
+            del ended[next(iter(ended))]
+        session._times = None
+
+    def _ended_index(self, user: Hashable, ts: float) -> int:
+        """
+        The index of the session a late event belongs to when that session already ended:
+        the user's last ended one if the event lies within it or a cutoff of it; else (older
+        still) a new index.
+        """
+        span = self._ended.get(user)
+        if span is not None and span[0] - self.cutoff < ts < span[1] + self.cutoff:
+            return span[2]
+        return self._next_index(user)
+
     def _place_late(self, user: Hashable, ts: float, data: Any) -> list[Session]:
         session = self._active.get(user) or self._late.get(user)
         if session is None:
             if self._clock - ts >= self.cutoff:
-                # Its session already ended: a session of its own, over at once.
-                return [Session(user, [data], ts, ts, self._next_index(user))]
+                # Its session already ended: handed out at once, with that session's index.
+                return [Session(user, [data], ts, ts, self._ended_index(user, ts))]
             session = Session(user, [data], ts, ts, self._next_index(user))
             session._times = [ts]
             self._reorder_late(user, session)
@@ -388,7 +424,7 @@ class Cache:
             session._insert(ts, data, self._max_events)
         else:
             # Too early for the open session: that earlier session already ended.
-            return [Session(user, [data], ts, ts, self._next_index(user))]
+            return [Session(user, [data], ts, ts, self._ended_index(user, ts))]
         return []
 
     def _reorder_late(self, user: Hashable, session: Session) -> None:
@@ -446,7 +482,8 @@ class Cache:
                     active.move_to_end(user, last=False)
                     self._next_check = _check_time(session.end, cutoff)
                     return ended
-                session._times = None
+                if session._times is not None:
+                    self._remember_ended(session)
                 ended.append(session)
                 continue
             first = self._first()
@@ -457,7 +494,8 @@ class Cache:
                 return ended
             if active.pop(first.user, None) is None:
                 del late[first.user]
-            first._times = None
+            if first._times is not None:
+                self._remember_ended(first)
             ended.append(first)
         self._next_check = inf
         return ended

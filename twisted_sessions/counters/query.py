@@ -138,6 +138,9 @@ class Query:
         return bucket_key(self.metrica.name, (span or self.span).code)
 
     async def _read(self, key: str, fields: list[str]) -> list[int]:
+        if not fields:
+            # A stored axis with no values yet: HMGET with no field is an error in Redis.
+            return []
         replies = await self.metrica.link.execute("HMGET", key, *fields)
         return [int(reply) if reply is not None else 0 for reply in replies]
 

@@ -162,10 +162,13 @@ class Timespan:
         return _next(self).start()
 
 
-def series(since: datetime, until: datetime, scale: str) -> list[Timespan]:
+def series(
+    since: datetime, until: datetime, scale: str, limit: int | None = None
+) -> list[Timespan]:
     """
     The buckets of ``scale`` from the one containing ``since`` to the one containing
-    ``until``, both included.
+    ``until``, both included; only the first ``limit`` of them if given (a series of
+    hours over centuries is not built to be cut).
     """
     if scale not in SCALES[1:]:
         raise ValueError(f"scale must be one of {', '.join(SCALES[1:])}, not {scale!r}")
@@ -173,7 +176,7 @@ def series(since: datetime, until: datetime, scale: str) -> list[Timespan]:
     if to_utc(until) < to_utc(since):
         raise ValueError(f"until {until.isoformat()} is before since {since.isoformat()}")
     found = [first]
-    while found[-1] != last:
+    while found[-1] != last and (limit is None or len(found) < limit):
         found.append(_next(found[-1]))
     return found
 

@@ -6,22 +6,14 @@ axis or by finer time unit (``/iterate``), and a series over time (``/timeserie`
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from twisted.web.resource import Resource
 
-from .params import (
-    ITERATE_TAKES,
-    MAX_POINTS,
-    RESERVED,
-    SUMMARY_TAKES,
-    TIMESERIE_TAKES,
-    count_points,
-    metrica_query,
-    no_params,
-    parse_moment,
-    query_params,
-)
+from ..counters.timebuckets import series
+from .params import metrica_query, parse_moment
 from .responses import ErrorLeaf, JSONLeaf, StatsError
+from .routes import ITERATE, MAX_POINTS, METRICAS, SUMMARY, TIMESERIE
 
 if TYPE_CHECKING:
     from ..counters.metrica import CounterStore, Metrica
@@ -50,7 +42,7 @@ class MetricasResource(Resource):
         return self._index.render(request)
 
     async def _list(self, request: Any) -> dict[str, Any]:
-        no_params(request, "/stats/metricas")
+        METRICAS.parse(request)
         base = "/" + "/".join(p.decode("utf-8", "replace") for p in request.prepath if p)
         return {
             "metricas": [
@@ -78,8 +70,7 @@ class MetricaResource(Resource):
         return self._summary.render(request)
 
     async def _get(self, request: Any) -> dict[str, Any]:
-        params = query_params(request, SUMMARY_TAKES)
-        query = metrica_query(self.metrica, params)
+        query = metrica_query(self.metrica, *SUMMARY.parse(request))
         return {
             "metrica": self.metrica.name,
             "timespan": query.span.label,
@@ -90,16 +81,14 @@ class MetricaResource(Resource):
         }
 
     async def _iterate(self, request: Any) -> dict[str, Any]:
-        params = query_params(request, ITERATE_TAKES)
-        query = metrica_query(self.metrica, params)
-        by = params.get("by")
+        given, filters = ITERATE.parse(request)
+        query = metrica_query(self.metrica, given, filters)
+        by = given.get("by")
         if by is not None:
             try:
                 self.metrica.axis(by)
             except TypeError as error:
                 raise StatsError(400, f"cannot iterate: {error}") from None
-        if by is None and query.span.scale == "hour":
-            raise StatsError(400, "an hour has no finer unit to iterate: give a larger timespan")
         counts = await query.iterate_counts(by)
         totals = await query.iterate(by)
         averages = await query.iterate_averages(by) if self.metrica.averaged else None
@@ -120,17 +109,19 @@ class MetricaResource(Resource):
         }
 
     async def _timeserie(self, request: Any) -> dict[str, Any]:
-        params = query_params(request, TIMESERIE_TAKES)
-        scale = params.get("scale", "day")
-        if scale not in ("year", "month", "day", "hour"):
-            raise StatsError(400, f"scale must be year, month, day or hour, not {scale!r}")
-        since, until = parse_moment(params, "since"), parse_moment(params, "until")
-        if until < since:
-            raise StatsError(400, "until is before since")
-        if count_points(since, until, scale) > MAX_POINTS:
-            raise StatsError(400, f"too many points: at most {MAX_POINTS} per timeserie")
-        query = metrica_query(self.metrica, {k: v for k, v in params.items() if k not in RESERVED})
-        points = await query.timeserie_points(since, until, scale)
+        given, filters = TIMESERIE.parse(request)
+        scale = given.get("scale", "day")
+        since, until = parse_moment(given["since"]), parse_moment(given["until"])
+        query = metrica_query(self.metrica, {}, filters)
+        points: list[tuple[Any, ...]] = []
+        following = None
+        if until >= since:
+            spans = series(since, until, scale, limit=MAX_POINTS + 1)
+            if len(spans) > MAX_POINTS:
+                # Cut at the last point's start, which is past since: there are two or more.
+                following = self._next_page(request, spans[MAX_POINTS].start().isoformat())
+                until = spans[MAX_POINTS - 1].start()
+            points = await query.timeserie_points(since, until, scale)
         return {
             "metrica": self.metrica.name,
             "scale": scale,
@@ -138,4 +129,19 @@ class MetricaResource(Resource):
                 {"start": start.isoformat(), "count": count, "total": total, "average": average}
                 for start, count, total, average in points
             ],
+            "next": following,
         }
+
+    @staticmethod
+    def _next_page(request: Any, since: str) -> str:
+        """
+        The same timeserie, from where this answer stops.
+        """
+        args = {
+            key.decode(): values[0].decode()
+            for key, values in request.args.items()
+            if key != b"since"
+        }
+        args["since"] = since
+        path = "/" + "/".join(p.decode("utf-8", "replace") for p in request.prepath if p)
+        return path + "?" + urlencode(args)

@@ -1,129 +1,128 @@
 """
-The OpenAPI 3 document of the stats tree (kept true by tests/stats/test_stats.py).
+The OpenAPI 3 document of the stats tree, generated from the route table (:mod:`.routes`)
+that the resources check requests against, so the two cannot disagree.
+
+Each metrica gets its own paths (``/stats/metricas/requests/iterate``), because what a query
+may say depends on the metrica: its axes are the filters, and ``by`` names one of them. A
+view's query string is described as one object parameter (``style: form, explode: true``:
+its properties are ordinary query parameters), so that the rules between parameters
+(``timespan`` excludes ``year``; ``day`` needs ``month`` and must exist in it) are part of
+the schema, not only of the prose.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .params import MAX_POINTS
+from .responses import RETRY_AFTER
+from .routes import ROUTES, View
+
+if TYPE_CHECKING:
+    from ..counters.metrica import CounterStore, Metrica
+
+_ERROR = {
+    "type": "object",
+    "properties": {"error": {"type": "string"}},
+    "required": ["error"],
+    "additionalProperties": False,
+}
 
 
-def openapi_document(base: str = "/stats", token: bool = False) -> dict[str, Any]:
+def openapi_document(
+    base: str = "/stats", token: bool = False, store: CounterStore | None = None
+) -> dict[str, Any]:
     """
-    The OpenAPI 3 description of the stats tree (kept true by the stats tests).
+    The OpenAPI 3 description of the stats tree.
 
     :param base: where the tree is mounted (``--stats-path``): every path starts there.
     :param token: whether the tree requires a bearer token: only then is the bearer security
-        declared (without one, the tree answers loopback clients, or everyone with
-        ``--stats-public``, and no credential is asked for).
+        (and its 401) declared. Without one, the tree answers loopback clients, or everyone
+        with ``--stats-public``, and no credential is asked for.
+    :param store: the metricas, whose paths are listed; none without it.
     """
-    error = {"$ref": "#/components/responses/Error"}
-    span_params = [
-        {"name": n, "in": "query", "required": False, "schema": {"type": t}}
-        for n, t in (
-            ("timespan", "string"),
-            ("year", "integer"),
-            ("month", "integer"),
-            ("day", "integer"),
-            ("hour", "integer"),
-        )
-    ]
-    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-    ok = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
-    common = {
-        "200": ok,
-        "400": error,
-        "403": error,
-        "404": error,
-        "405": error,
-        "503": {"$ref": "#/components/responses/Unavailable"},
-    }
-    if token:
-        common["401"] = error
+    metricas = list(store.metricas.values()) if store is not None else []
+    paths: dict[str, Any] = {}
+    for view in ROUTES:
+        if "{name}" in view.path:
+            for metrica in metricas:
+                path = view.path.replace("{name}", metrica.name)
+                paths[f"{base}/{path}"] = _operation(view, token, metrica)
+        else:
+            paths[f"{base}/{view.path}".rstrip("/") or "/"] = _operation(view, token, None)
     document: dict[str, Any] = {
         "openapi": "3.0.3",
-        "info": {"title": "twisted-sessions stats", "version": "1"},
-        "paths": {
-            "/stats": {"get": {"summary": "Metricas and live gauges", "responses": common}},
-            "/stats/metricas": {"get": {"summary": "The metricas", "responses": common}},
-            "/stats/metricas/{name}": {
-                "get": {
-                    "summary": "Count, total and average of one bucket and filter (axis values as "
-                    "further query parameters)",
-                    "parameters": [name, *span_params],
-                    "responses": common,
-                }
-            },
-            "/stats/metricas/{name}/iterate": {
-                "get": {
-                    "summary": "Per value of an axis (by), or per finer time unit",
-                    "parameters": [
-                        name,
-                        *span_params,
-                        {
-                            "name": "by",
-                            "in": "query",
-                            "required": False,
-                            "schema": {"type": "string"},
-                        },
-                    ],
-                    "responses": common,
-                }
-            },
-            "/stats/metricas/{name}/timeserie": {
-                "get": {
-                    "summary": f"Totals per bucket of a scale (at most {MAX_POINTS} points)",
-                    "parameters": [
-                        name,
-                        *[
-                            {
-                                "name": n,
-                                "in": "query",
-                                "required": n != "scale",
-                                "schema": {"type": "string"},
-                            }
-                            for n in ("scale", "since", "until")
-                        ],
-                    ],
-                    "responses": common,
-                }
-            },
-            "/stats/sessions": {"get": {"summary": "Clustered sessions", "responses": common}},
-            "/stats/openapi.json": {"get": {"summary": "This document", "responses": common}},
+        "info": {
+            "title": "twisted-sessions stats",
+            "version": "1",
+            "description": "The counters and sessions of a twisted-sessions server. Every "
+            'answer is JSON; every error is {"error": ...} naming the problem.',
         },
+        "paths": paths,
         "components": {
+            "schemas": {"Error": _ERROR},
             "responses": {
+                "Error": {
+                    "description": "A client error, named",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                    },
+                },
                 "Unavailable": {
                     "description": "Redis is unreachable; ask again after Retry-After seconds",
-                    "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {"error": {"type": "string"}},
-                            }
+                    "headers": {
+                        "Retry-After": {
+                            "required": True,
+                            "schema": {"type": "integer", "enum": [int(RETRY_AFTER)]},
                         }
                     },
-                },
-                "Error": {
-                    "description": "An error",
                     "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {"error": {"type": "string"}},
-                            }
-                        }
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
                     },
                 },
             },
         },
-    }
-    document["paths"] = {
-        base + path[len("/stats") :]: item for path, item in document["paths"].items()
     }
     if token:
         document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         document["security"] = [{"bearer": []}]
     return document
+
+
+def _operation(view: View, token: bool, metrica: Metrica | None) -> dict[str, Any]:
+    error = {"$ref": "#/components/responses/Error"}
+    responses: dict[str, Any] = {
+        "200": {
+            "description": "OK",
+            "content": {"application/json": {"schema": dict(view.response)}},
+        },
+        "400": error,
+        "403": error,
+        "503": {"$ref": "#/components/responses/Unavailable"},
+    }
+    if token:
+        responses["401"] = error
+    operation: dict[str, Any] = {
+        "summary": view.summary,
+        "operationId": _operation_id(view, metrica),
+        "responses": responses,
+    }
+    if view.params or view.filters:
+        operation["parameters"] = [
+            {
+                "name": "query",
+                "in": "query",
+                "description": "the query parameters, each given once",
+                "required": any(p.required for p in view.params),
+                "style": "form",
+                "explode": True,
+                "schema": view.query_schema(metrica),
+            }
+        ]
+    return {"get": operation}
+
+
+def _operation_id(view: View, metrica: Metrica | None) -> str:
+    words = [word for word in view.path.replace(".", "_").split("/") if word != "{name}"]
+    if metrica is not None:
+        words.insert(1, metrica.name)
+    return "_".join(words) or "index"

@@ -29,8 +29,9 @@ from ..counters.timebuckets import Timespan
 from .access import StatsAccess
 from .metricas import MetricasResource
 from .openapi import openapi_document
-from .params import no_params, span_parts
+from .params import span_parts
 from .responses import ErrorLeaf, JSONLeaf, Preflight
+from .routes import INDEX, OPENAPI, SESSIONS
 
 if TYPE_CHECKING:
     from ..clustering.clusterer import SessionClusterer
@@ -86,13 +87,13 @@ class StatsResource(Resource):
         return self.getChildWithDefault(b"", request).render(request)
 
     async def _openapi(self, request: Any) -> dict[str, Any]:
-        no_params(request, "/stats/openapi.json")
+        OPENAPI.parse(request)
         # Where the tree is mounted: the prepath up to and without "openapi.json".
         base = "/" + "/".join(p.decode("utf-8", "replace") for p in request.prepath[:-1] if p)
-        return openapi_document(base, token=self.access.token is not None)
+        return openapi_document(base, token=self.access.token is not None, store=self.store)
 
     async def _describe(self, request: Any) -> dict[str, Any]:
-        no_params(request, "/stats")
+        INDEX.parse(request)
         base = "/" + "/".join(p.decode() for p in request.prepath if p)
         metricas = [
             {
@@ -128,7 +129,7 @@ class StatsResource(Resource):
         }
 
     async def _sessions(self, request: Any) -> dict[str, Any]:
-        no_params(request, "/stats/sessions")
+        SESSIONS.parse(request)
         now = datetime.fromtimestamp(self.store.clock.seconds(), UTC)
         metrica = self.store.metricas.get("sessions")
         finished: dict[str, Any] = {}
