@@ -4,6 +4,7 @@ The counter writer against real Redis servers: coalesced, idempotent, bounded, l
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import tempfile
@@ -18,8 +19,9 @@ from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from twisted_sessions.counters import AveragedMetrica, Axis, CounterStore, CounterWriter, Metrica
+from twisted_sessions.counters.writer import APPLY_BATCH, Batch
 from twisted_sessions.storage import RedisAddress, RedisLink, RedisUnavailable
-from twisted_sessions.storage.keys import bucket_key
+from twisted_sessions.storage.keys import bucket_key, hash_tag
 
 from ..reactor_case import coroutine_test, wait_until
 from ..redis_process import RedisProcess
@@ -337,3 +339,38 @@ class WriterTests(TestCase):
                 self.assertEqual(total, sum(t for _, t in hours), f"after {applied} calls")
             self.assertEqual(await metrica.total(), sum(t for _, t in days))
         self.assertEqual(await metrica.total(), 500)
+
+    @coroutine_test
+    async def test_each_batch_touches_one_hash_slot(self) -> None:
+        """
+        Kicks of several metricas go in batches of one metrica each, whose marker carries
+        that metrica's hash tag: every script call touches one Redis Cluster slot. A batch
+        spooled by 0.2 (no tag) is still replayed, and still at most once.
+        """
+        link = await self.link()
+        store = self.store(link)
+        first = Metrica("first", axes=[("color", COLORS)], store=store)
+        second = Metrica("second", axes=[("color", COLORS)], store=store)
+        first.kick(date=datetime(2021, 5, 6, 7), color="red")
+        second.kick(date=datetime(2021, 5, 6, 7), color="blue")
+        store.writer.seal()
+        batches = list(store.writer._batches)
+        self.assertEqual(len(batches), 2)
+        for batch in batches:
+            keys, _ = batch.arguments()
+            self.assertEqual({hash_tag(key) for key in keys}, {batch.tag}, keys)
+        self.assertEqual({batch.tag for batch in batches}, {"{m:first}", "{m:second}"})
+        await store.writer.send()
+        markers = await link.execute("KEYS", "ts1:{m:*}:batch:*")
+        self.assertEqual(len(markers), 2)
+        self.assertEqual((await first.total(), await second.total()), (1, 1))
+        # The same writes spooled by 0.2: a spool line without a tag, under another number.
+        line = json.loads(batches[0].to_json())
+        del line["tag"]
+        line["number"] = 99
+        old = Batch.from_json(json.dumps(line))
+        self.assertEqual(old.tag, "")
+        for _ in range(2):
+            keys, argv = old.arguments()
+            await link.execute("EVAL", APPLY_BATCH, len(keys), *keys, *argv)
+        self.assertEqual(await first.total(), 2)

@@ -30,7 +30,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..interfaces import IFlushable
-from ..storage.keys import batch_key
+from ..storage.keys import batch_key, hash_tag
 from ..storage.link import RedisTimeout, RedisUnavailable
 
 if TYPE_CHECKING:
@@ -44,6 +44,9 @@ class Expandable(Protocol):
     What the writer counts for (a :class:`twisted_sessions.counters.Metrica`): it keeps raw
     counts per (source, hour, axis values) and asks the source to expand them at each flush.
     """
+
+    #: The hash tag of every key it expands to: one batch holds one tag's writes.
+    tag: str
 
     def expand(
         self,
@@ -138,12 +141,14 @@ class Batch:
     increments: list[tuple[str, str, int]]
     expireats: dict[str, int] = attrs.field(factory=dict)
     first_seen: list[tuple[str, float, str]] = attrs.field(factory=list)
+    #: The hash tag every key of the batch has (one metrica's): the marker has it too.
+    tag: str = ""
 
     def arguments(self) -> tuple[list[str], list[Any]]:
         """
         The KEYS and ARGV of :data:`APPLY_BATCH`.
         """
-        keys = [batch_key(self.writer_id, self.number)]
+        keys = [batch_key(self.writer_id, self.number, self.tag)]
         index: dict[str, int] = {}
 
         def at(key: str) -> int:
@@ -182,6 +187,7 @@ class Batch:
             [tuple(item) for item in data["increments"]],
             data["expireats"],
             [tuple(item) for item in data["first_seen"]],
+            data.get("tag", ""),
         )
 
 
@@ -306,25 +312,40 @@ class CounterWriter:
             return
         pending, self._pending = self._pending, {}
         now = self._clock.seconds()
-        increments: dict[tuple[str, str], int] = {}
-        expireats: dict[str, int] = {}
+        # One batch holds one hash tag's keys (one metrica's), marker included: its script
+        # touches a single Redis Cluster slot.
+        increments: dict[str, dict[tuple[str, str], int]] = {}
+        expireats: dict[str, dict[str, int]] = {}
         for (metrica, hour, values), (units, kicks) in pending.items():
-            metrica.expand(hour, values, units, kicks, increments, expireats, now)
-            if len(increments) >= self.chunk:
-                self._add_batch(increments, expireats)
-                increments, expireats = {}, {}
+            tag = metrica.tag
+            tag_increments = increments.setdefault(tag, {})
+            tag_expireats = expireats.setdefault(tag, {})
+            metrica.expand(hour, values, units, kicks, tag_increments, tag_expireats, now)
+            if len(tag_increments) >= self.chunk:
+                self._add_batch(tag, tag_increments, expireats.pop(tag))
+                del increments[tag]
         # After expanding: expanding records the years that have counts.
-        if increments or self._first_seen:
-            self._add_batch(increments, expireats)
-
-    def _add_batch(self, increments: dict[tuple[str, str], int], expireats: dict[str, int]) -> None:
         first_seen, self._first_seen = self._first_seen, {}
+        seen: dict[str, list[tuple[str, float, str]]] = {}
+        for (key, member), when in first_seen.items():
+            seen.setdefault(hash_tag(key), []).append((key, when, member))
+        for tag in {**increments, **seen}:
+            self._add_batch(tag, increments.get(tag, {}), expireats.get(tag, {}), seen.get(tag))
+
+    def _add_batch(
+        self,
+        tag: str,
+        increments: dict[tuple[str, str], int],
+        expireats: dict[str, int],
+        first_seen: list[tuple[str, float, str]] | None = None,
+    ) -> None:
         batch = Batch(
             self.writer_id,
             self._next_number,
             [(key, field, amount) for (key, field), amount in increments.items()],
             expireats,
-            [(key, when, member) for (key, member), when in first_seen.items()],
+            first_seen or [],
+            tag,
         )
         self._next_number += 1
         self._batches.append(batch)

@@ -25,6 +25,8 @@ from ..storage.keys import (
     bucket_key,
     combination_field,
     count_field,
+    hash_tag,
+    metrica_prefix,
     stored_axis_key,
     value_field,
     years_key,
@@ -112,6 +114,8 @@ class Metrica:
         if not isinstance(multiplier, int) or multiplier < 1:
             raise ValueError(f"multiplier must be a positive integer, not {multiplier!r}")
         self.name = name
+        #: The hash tag of every key of this metrica: its writes go in batches of their own.
+        self.tag = hash_tag(metrica_prefix(name))
         self.axes = list(axes)
         self._axes = dict(axes)
         self.multiplier = multiplier

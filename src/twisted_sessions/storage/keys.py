@@ -84,11 +84,26 @@ def years_key(name: str) -> str:
     return f"{metrica_prefix(name)}:years"
 
 
-def batch_key(writer_id: str, batch_number: int) -> str:
+def batch_key(writer_id: str, batch_number: int, tag: str = "") -> str:
     """
     The marker that batch ``batch_number`` of writer ``writer_id`` was applied.
+
+    :param tag: the hash tag (``{m:name}``) of every key the batch writes: the marker shares
+        it, so that a batch's script touches one Redis Cluster slot. Batches spooled by 0.2
+        have none.
     """
-    return f"{PREFIX}:batch:{encode(writer_id)}:{batch_number}"
+    where = f"{tag}:" if tag else ""
+    return f"{PREFIX}:{where}batch:{encode(writer_id)}:{batch_number}"
+
+
+def hash_tag(key: str) -> str:
+    """
+    The hash tag of a key (``{m:name}``, braces included), or ``""``: what Redis Cluster
+    hashes to pick the key's slot.
+    """
+    start = key.find("{")
+    end = key.find("}", start + 1)
+    return key[start : end + 1] if start != -1 and end > start + 1 else ""
 
 
 def combination_field(parts: Sequence[str]) -> str:
