@@ -35,6 +35,7 @@ CONFIGURATIONS = (
     "bare, same cookies",
     "tracking",
     "clusterer",
+    "counting",
     "pipeline",
     "pipeline, new visitors",
 )

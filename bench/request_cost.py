@@ -15,8 +15,10 @@ sockets, so the difference between two servers is only their Python work per req
 - ``tracking``: our Site as ``twistd -n sessions`` builds it (web session and visitor, the stats
   tree mounted), no observer;
 - ``clusterer``: plus the ``SessionClusterer``;
-- ``pipeline``: plus the built-in ``requests`` metrica kicked per request into the
-  ``CounterWriter`` (``twistd -n sessions`` as wired by ``tap.build_server``, minus the socket);
+- ``counting``: plus the built-in ``requests`` metrica kicked per request into the
+  ``CounterWriter``;
+- ``pipeline``: plus the ``active`` activity mark per request (``twistd -n sessions`` as wired
+  by ``tap.build_server``, every feature on, minus the socket);
 - ``pipeline, new visitors``: the same server, every request without cookies (a client that
   never returns them: a new web session, visitor id and visit each time; past the caps, the
   oldest are evicted as each new one comes).
@@ -111,7 +113,9 @@ def configurations(reactor: Any, data_dir: Path) -> dict[str, Callable[[], serve
     """
 
     def tracking() -> server.Site:
-        site = our_site(reactor, data_dir, ["--no-count-requests", "--no-count-sessions"])
+        site = our_site(
+            reactor, data_dir, ["--no-count-requests", "--no-count-sessions", "--no-activity"]
+        )
         for observer in site.observers.request_observers:  # type: ignore[attr-defined]
             site.remove_observer(observer)  # type: ignore[attr-defined]
         return site
@@ -121,8 +125,9 @@ def configurations(reactor: Any, data_dir: Path) -> dict[str, Callable[[], serve
         "bare, same cookies": lambda: QuietSite(make_page()),
         "tracking": tracking,
         "clusterer": lambda: our_site(
-            reactor, data_dir, ["--no-count-requests", "--no-count-sessions"]
+            reactor, data_dir, ["--no-count-requests", "--no-count-sessions", "--no-activity"]
         ),
+        "counting": lambda: our_site(reactor, data_dir, ["--no-activity"]),
         "pipeline": lambda: our_site(reactor, data_dir, []),
         "pipeline, new visitors": lambda: our_site(reactor, data_dir, []),
     }

@@ -113,9 +113,13 @@ def test_cutoff_and_hook_reach_the_clusterer() -> None:
     server = build_server(Clock(), options)
     assert server.clusterer is not None
     assert server.clusterer.cutoff == 1800.0
-    # The clusterer first (its sinks may count), then the counter writer.
-    assert server.counters is not None
-    assert server.flushables == [server.clusterer, server.counters.writer]
+    # The clusterer first (its sinks may count and mark), then the writers.
+    assert server.counters is not None and server.activity is not None
+    assert server.flushables == [
+        server.clusterer,
+        server.counters.writer,
+        server.activity.writer,
+    ]
     assert options["hook"].__name__ == "print_visit"
 
 
@@ -274,3 +278,31 @@ def test_app_from_the_working_directory(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
     assert parse("--app", "cwd_site_app.root")["resource"] is not None
+
+
+def test_activity_options() -> None:
+    """
+    Activity is on by default (day, week and month bitmaps, every built-in mark, its own
+    binary Redis link); ``--activity-scales`` and ``--builtin-marks`` choose, ``--no-activity``
+    turns it off, and a wrong name is a usage error naming the option and the choices.
+    """
+    server = build_server(Clock(), parse())
+    activity = server.activity
+    assert activity is not None and server.site.activity is activity
+    assert activity.writer.scales == ("day", "week", "month")
+    assert activity.builtin == {"active", "user:logged_in", "user:logged_out", "session:started"}
+    assert activity.link.binary and activity.link is not server.redis
+    chosen = build_server(
+        Clock(), parse("--activity-scales", "hour,day,unique", "--builtin-marks", "active")
+    ).activity
+    assert chosen is not None
+    assert chosen.writer.scales == ("hour", "day", "unique")
+    assert chosen.builtin == {"active"}
+    off = build_server(Clock(), parse("--no-activity"))
+    assert off.activity is None and off.site.activity is None
+    for option, value in (("--activity-scales", "day,fortnight"), ("--builtin-marks", "lunch")):
+        with pytest.raises(usage.UsageError, match=option) as raised:
+            parse(option, value)
+        assert "choose from" in str(raised.value)
+    with pytest.raises(usage.UsageError, match="at least one scale"):
+        parse("--activity-scales", "")

@@ -17,6 +17,7 @@ and the docs import it from: ``twisted_sessions.web``, ``.clustering``, ``.count
 class is ``twisted_sessions.clustering.Session``; ``Session`` here is the web session.
 """
 
+from .activity import Activity, Period
 from .clustering import Cache, SessionClusterer, cluster
 from .counters import (
     AveragedMetrica,
@@ -30,6 +31,7 @@ from .counters import (
 from .events import EndReason, RequestEvent, SessionSummary
 from .interfaces import (
     ClusteredSession,
+    IAccountObserver,
     IClusteredSessionSink,
     IFlushable,
     IRequestObserver,
@@ -40,6 +42,7 @@ from .storage import RedisAddress, RedisLink, parse_redis_url
 from .web import CookiePolicy, Request, Session, Site
 
 __all__ = [
+    "Activity",
     "AveragedMetrica",
     "Axis",
     "Cache",
@@ -49,12 +52,14 @@ __all__ = [
     "Counting",
     "EndReason",
     "HierarchicalAxis",
+    "IAccountObserver",
     "IClusteredSessionSink",
     "IFlushable",
     "IRequestObserver",
     "ISessionObserver",
     "Metrica",
     "Mounted",
+    "Period",
     "RedisAddress",
     "RedisLink",
     "Request",

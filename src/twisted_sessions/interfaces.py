@@ -97,6 +97,23 @@ class ISessionObserver(Interface):
         """
 
 
+class IAccountObserver(Interface):
+    """
+    Hears when a web session gets an account, and when a session with one ends on the
+    application's request (a logout): what Flask-Login's signals tell Flask-Bitmapist.
+    """
+
+    def logged_in(user: Hashable, session_key: str, when: float) -> None:
+        """
+        A web session got its first account, through ``request.set_user(user)``.
+        """
+
+    def logged_out(user: Hashable, session_key: str, when: float) -> None:
+        """
+        The application expired (``session.expire()``) a web session that had an account.
+        """
+
+
 class IFlushable(Interface):
     """
     Something holding data that must reach storage before the process exits.

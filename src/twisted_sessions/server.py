@@ -21,6 +21,7 @@ from .events import EndReason
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
 
+    from .activity import Activity
     from .clustering.clusterer import SessionClusterer
     from .counters.metrica import CounterStore
     from .interfaces import IFlushable
@@ -71,6 +72,8 @@ class SessionServer(Service):
         self.clusterer: SessionClusterer | None = None
         #: Where metricas count, when the server has them (``twistd sessions`` always does).
         self.counters: CounterStore | None = None
+        #: Where activity is marked, when the server has it (its own, binary, Redis link).
+        self.activity: Activity | None = None
         #: Where the stats tree is mounted, and who may read it (``StatsAccess.mode``), for
         #: the startup log; ``None`` without a stats tree.
         self.stats_path: str | None = None
@@ -116,18 +119,25 @@ class SessionServer(Service):
         if self.counters is not None:
             # Replays a spool left by the last run; its batches wait for Redis like any other.
             self.counters.writer.start()
+        if self.activity is not None:
+            self.activity.writer.start()
         embedded = self.embedded
         if embedded is None:
-            self.redis.connect()
+            self._connect()
             return
         try:
             embedded.startService()
         except RuntimeError as error:
             raise StartupError(f"twistd sessions: {error}") from None
-        embedded.ready.addCallback(lambda _: self.redis.connect())
+        embedded.ready.addCallback(lambda _: self._connect())
         embedded.ready.addErrback(
             lambda failure: self._log.failure("embedded Redis did not start", failure)
         )
+
+    def _connect(self) -> None:
+        self.redis.connect()
+        if self.activity is not None:
+            self.activity.link.connect()
 
     def stopService(self) -> Deferred[None]:
         """
@@ -150,6 +160,8 @@ class SessionServer(Service):
             self.port = None
         if self.counters is not None:
             self.counters.writer.stop()  # The flush below is the last one.
+        if self.activity is not None:
+            self.activity.writer.stop()
         expired = self.site.expire_all(EndReason.SHUTDOWN)
         self._log.info("shutdown: expired {count} live session(s)", count=expired)
         if self.clusterer is not None:
@@ -162,6 +174,12 @@ class SessionServer(Service):
         await self._bounded(
             Deferred.fromCoroutine(self.redis.disconnect()), remaining(reserve), "close Redis"
         )
+        if self.activity is not None:
+            await self._bounded(
+                Deferred.fromCoroutine(self.activity.link.disconnect()),
+                remaining(reserve),
+                "close the activity's Redis link",
+            )
         if self.embedded is not None and self.embedded.running:
             await self._bounded(self.embedded.stopService(), remaining(), "stop embedded Redis")
         self._log.info("shutdown complete")

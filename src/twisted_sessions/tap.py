@@ -21,6 +21,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.python import reflect, usage
 from twisted.web.resource import IResource
 
+from .activity import BUILTIN, Activity
 from .clustering.clusterer import (
     DEFAULT_MAX_EVENTS,
     DEFAULT_MAX_OPEN,
@@ -55,6 +56,21 @@ def _positive_int(option: str, text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise usage.UsageError(f"--{option} must be a positive whole number, not {text!r}")
     return int(text)
+
+
+def _choices(option: str, text: str, allowed: tuple[str, ...]) -> tuple[Any, ...]:
+    """
+    A comma-separated list of some of ``allowed``.
+
+    :raises usage.UsageError: naming the option and the unknown items.
+    """
+    items = tuple(item.strip() for item in text.split(",") if item.strip())
+    unknown = [item for item in items if item not in allowed]
+    if unknown:
+        raise usage.UsageError(
+            f"--{option}: unknown {', '.join(map(repr, unknown))}; choose from {', '.join(allowed)}"
+        )
+    return items
 
 
 class Options(usage.Options):
@@ -127,6 +143,18 @@ class Options(usage.Options):
             None,
             "A file holding a bearer token the stats tree requires (never the token itself).",
         ],
+        [
+            "activity-scales",
+            None,
+            "day,week,month",
+            "The bitmaps a mark lands in: day, week, month, and hour and unique if listed.",
+        ],
+        [
+            "builtin-marks",
+            None,
+            ",".join(BUILTIN),
+            "The built-in activity marks to make (comma-separated; empty for none).",
+        ],
         ["shutdown-timeout", None, "10", "Seconds the shutdown (expire, flush, stop) may take."],
         ["redis-deadline", None, "2", "Seconds any Redis command may take."],
     ]
@@ -142,6 +170,7 @@ class Options(usage.Options):
         ],
         ["no-count-requests", None, "Do not keep the built-in requests metrica."],
         ["no-count-sessions", None, "Do not keep the built-in sessions metricas."],
+        ["no-activity", None, "Do not mark activity (bitmaps, cohorts): no site.activity."],
     ]
 
     def __init__(self) -> None:
@@ -226,6 +255,12 @@ class Options(usage.Options):
             self["resource"] = load_app(self["app"])
         if self["session-hook"] is not None:
             self["hook"] = load_hook(self["session-hook"])
+        self["activity-scales"] = _choices(
+            "activity-scales", self["activity-scales"], ("hour", "day", "week", "month", "unique")
+        )
+        if not self["activity-scales"]:
+            raise usage.UsageError("--activity-scales needs at least one scale")
+        self["builtin-marks"] = _choices("builtin-marks", self["builtin-marks"], BUILTIN)
         path = self["stats-path"]
         if not path or "/" in path or path in (".", ".."):
             raise usage.UsageError(f"--stats-path must be one path segment, not {path!r}")
@@ -385,11 +420,28 @@ def build_server(reactor: Any, options: Options) -> SessionServer:
     site.add_observer(counting)
     clusterer.add_sink(counting)
     server.add_flushable(writer)
+    activity = None
+    if not options["no-activity"]:
+        # Bitmaps are bytes: their own connection, which decodes nothing.
+        binary = RedisLink(reactor, address, deadline=options["redis-deadline"], binary=True)
+        activity = Activity(
+            reactor,
+            binary,
+            scales=options["activity-scales"],
+            builtin=options["builtin-marks"],
+            spool_path=options["data-dir"] / "activity.spool",
+        )
+        site.activity = activity
+        site.add_observer(activity)
+        clusterer.add_sink(activity)
+        server.activity = activity
+        server.add_flushable(activity.writer)
     if not options["no-stats"]:
         stats = StatsResource(
             store,
             site,
             clusterer,
+            activity=activity,
             token=options["stats-token"],
             public=bool(options["stats-public"]),
             cors_origins=frozenset(options["stats-cors-origins"]),

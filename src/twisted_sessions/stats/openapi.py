@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .responses import RETRY_AFTER
-from .routes import ROUTES, View
+from .routes import ACTIVITY_VIEWS, EVENT_PATTERN, ROUTES, View
 
 if TYPE_CHECKING:
     from ..counters.metrica import CounterStore, Metrica
@@ -29,7 +29,10 @@ _ERROR = {
 
 
 def openapi_document(
-    base: str = "/stats", token: bool = False, store: CounterStore | None = None
+    base: str = "/stats",
+    token: bool = False,
+    store: CounterStore | None = None,
+    activity: bool = False,
 ) -> dict[str, Any]:
     """
     The OpenAPI 3 description of the stats tree.
@@ -39,10 +42,13 @@ def openapi_document(
         (and its 401) declared. Without one, the tree answers loopback clients, or everyone
         with ``--stats-public``, and no credential is asked for.
     :param store: the metricas, whose paths are listed; none without it.
+    :param activity: whether the activity views are served.
     """
     metricas = list(store.metricas.values()) if store is not None else []
     paths: dict[str, Any] = {}
     for view in ROUTES:
+        if view in ACTIVITY_VIEWS and not activity:
+            continue
         if "{name}" in view.path:
             for metrica in metricas:
                 path = view.path.replace("{name}", metrica.name)
@@ -106,8 +112,18 @@ def _operation(view: View, token: bool, metrica: Metrica | None) -> dict[str, An
         "operationId": _operation_id(view, metrica),
         "responses": responses,
     }
+    parameters: list[dict[str, Any]] = []
+    if "{event}" in view.path:
+        parameters.append(
+            {
+                "name": "event",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "pattern": EVENT_PATTERN},
+            }
+        )
     if view.params or view.filters:
-        operation["parameters"] = [
+        parameters += [
             {
                 "name": "query",
                 "in": "query",
@@ -118,6 +134,10 @@ def _operation(view: View, token: bool, metrica: Metrica | None) -> dict[str, An
                 "schema": view.query_schema(metrica),
             }
         ]
+    if parameters:
+        operation["parameters"] = parameters
+    if view.path == "cohort":
+        responses["200"]["content"]["text/csv"] = {"schema": {"type": "string"}}
     return {"get": operation}
 
 

@@ -8,6 +8,9 @@ Mounted at ``/stats`` by ``twistd sessions`` (or anywhere in your own tree)::
     GET /stats/metricas/{name}/iterate?by=axis   per value of an axis, or per finer time unit
     GET /stats/metricas/{name}/timeserie         per bucket of a scale, from since to until
     GET /stats/sessions                          clustered sessions: open now, finished, length
+    GET /stats/activity                          the activity events marked
+    GET /stats/activity/{event}                  distinct users per period (and/or/not others)
+    GET /stats/cohort                            a cohort table (JSON, or CSV)
     GET /stats/openapi.json                      the OpenAPI 3 document of all of the above
 
 Query parameters: ``timespan=2010-02-07`` (or ``2010``, ``2010-02``, ``2010-02-07T13``), or
@@ -27,6 +30,7 @@ from twisted.web.resource import Resource
 
 from ..counters.timebuckets import Timespan
 from .access import StatsAccess
+from .activity import ActivityResource, cohort_leaf
 from .metricas import MetricasResource
 from .openapi import openapi_document
 from .params import span_parts
@@ -34,6 +38,7 @@ from .responses import ErrorLeaf, JSONLeaf, Preflight
 from .routes import INDEX, OPENAPI, SESSIONS
 
 if TYPE_CHECKING:
+    from ..activity.tracker import Activity
     from ..clustering.clusterer import SessionClusterer
     from ..counters.metrica import CounterStore
     from ..web.site import Site
@@ -50,6 +55,7 @@ class StatsResource(Resource):
     :param public: without a token, answer every client; by default only loopback clients
         are answered (see :mod:`twisted_sessions.stats.access`).
     :param cors_origins: origins whose pages may read the tree from a browser.
+    :param activity: the activity marks, for ``/stats/activity`` and ``/stats/cohort``.
     """
 
     def __init__(
@@ -60,9 +66,11 @@ class StatsResource(Resource):
         token: str | None = None,
         public: bool = False,
         cors_origins: frozenset[str] = frozenset(),
+        activity: Activity | None = None,
     ) -> None:
         super().__init__()
         self.store, self.site, self.clusterer = store, site, clusterer
+        self.activity = activity
         self.access = StatsAccess(token or None, public, frozenset(cors_origins))
         self._index = JSONLeaf(self._describe)
         self._children: dict[bytes, Resource] = {
@@ -70,6 +78,9 @@ class StatsResource(Resource):
             b"sessions": JSONLeaf(self._sessions),
             b"openapi.json": JSONLeaf(self._openapi),
         }
+        if activity is not None:
+            self._children[b"activity"] = ActivityResource(activity)
+            self._children[b"cohort"] = cohort_leaf(activity)
 
     def getChildWithDefault(self, path: bytes, request: Any) -> Resource:
         if self.access.allow_origin(request) and request.method == b"OPTIONS":
@@ -90,7 +101,12 @@ class StatsResource(Resource):
         OPENAPI.parse(request)
         # Where the tree is mounted: the prepath up to and without "openapi.json".
         base = "/" + "/".join(p.decode("utf-8", "replace") for p in request.prepath[:-1] if p)
-        return openapi_document(base, token=self.access.token is not None, store=self.store)
+        return openapi_document(
+            base,
+            token=self.access.token is not None,
+            store=self.store,
+            activity=self.activity is not None,
+        )
 
     async def _describe(self, request: Any) -> dict[str, Any]:
         INDEX.parse(request)

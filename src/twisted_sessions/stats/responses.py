@@ -23,6 +23,25 @@ from ..storage.link import RedisTimeout, RedisUnavailable
 RETRY_AFTER = b"5"
 
 
+class Text:
+    """
+    An answer that is not JSON (a CSV table): its media type and its text.
+    """
+
+    def __init__(self, media_type: str, text: str) -> None:
+        self.media_type, self.text = media_type, text
+
+
+def send_text(request: Any, answer: Text) -> bytes:
+    request.setResponseCode(200)
+    request.setHeader(b"Content-Type", f"{answer.media_type}; charset=utf-8".encode())
+    request.setHeader(b"X-Content-Type-Options", b"nosniff")
+    request.setHeader(b"Cache-Control", b"no-store")
+    encoded = answer.text.encode("utf-8")
+    request.setHeader(b"Content-Length", b"%d" % len(encoded))
+    return encoded
+
+
 class StatsError(Exception):
     """
     A client error: the status code and the problem, sent as ``{"error": ...}``.
@@ -69,7 +88,10 @@ class JSONLeaf(Resource):
                 self._log.failure("stats request {path} failed", path=request.path)
                 body, code = {"error": "internal error"}, 500
             if not finished[0]:
-                request.write(send_json(request, code, body))
+                if isinstance(body, Text):
+                    request.write(send_text(request, body))
+                else:
+                    request.write(send_json(request, code, body))
                 request.finish()
 
         Deferred.fromCoroutine(respond()).addErrback(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ..storage.keys import EVENT_NAME
 from .responses import StatsError
 
 if TYPE_CHECKING:
@@ -433,6 +434,72 @@ _METRICAS = _object(
     metricas=_list(_object(name=_STRING, averaged={"type": "boolean"}, self=_STRING))
 )
 
+# -- activity -------------------------------------------------------------------------------
+
+#: An activity event's name (as :func:`twisted_sessions.storage.keys.check_event` takes it).
+EVENT_PATTERN = f"^{EVENT_NAME.pattern}$"
+ACTIVITY_SCALES = ("hour", "day", "week", "month", "year", "unique")
+_EVENT = {"type": "string", "pattern": EVENT_PATTERN}
+ACTIVITY_SCALE = Param(
+    "scale",
+    {"type": "string", "enum": list(ACTIVITY_SCALES)},
+    "the period of each point (day if not given; unique: one point, ever)",
+)
+_COMBINE = tuple(
+    Param(name, _EVENT, description)
+    for name, description in (
+        ("and", "only the users who also did this event in the same period"),
+        ("or", "also the users who did this event in the same period"),
+        ("not", "without the users who did this event in the same period"),
+    )
+)
+_BOOLEAN = {"type": "string", "enum": ["true", "false"]}
+COHORT_PARAMS = (
+    Param("primary", _EVENT, "the event that makes a user part of a row's cohort", True),
+    Param("secondary", _EVENT, "the event counted in the later periods", True),
+    Param("primary_and", _EVENT, "an event the cohort's users must have done too"),
+    Param("secondary_and", _EVENT, "an event the returning users must have done too"),
+    Param(
+        "time_group",
+        {"type": "string", "enum": ["days", "weeks", "months", "years"]},
+        "the period of rows and columns (days if not given)",
+    ),
+    Param("rows", {"type": "integer", "minimum": 1, "maximum": 52}, "rows, the last now (10)"),
+    Param("cols", {"type": "integer", "minimum": 1, "maximum": 52}, "columns (10)"),
+    Param("percent", _BOOLEAN, "cells as percents of their cohort (false)"),
+    Param(
+        "replacement",
+        _BOOLEAN,
+        "count a user in every later period they return in, not only the first (false)",
+    ),
+)
+_POINT = _object(
+    period=_STRING,
+    start={"type": "string", "format": "date-time"},
+    users=_COUNT,
+    estimate=_NULLABLE_COUNT,
+)
+_ACTIVITY = _object(
+    event=_STRING,
+    scale={"type": "string", "enum": list(ACTIVITY_SCALES)},
+    points=_list(_POINT),
+    next={"type": "string", "nullable": True},
+)
+_ACTIVITY_LIST = _object(events=_list(_STRING), scales=_list(_STRING))
+_CELL = {"type": "number", "nullable": True}
+_COHORT = _object(
+    primary=_STRING,
+    secondary=_STRING,
+    time_group=_STRING,
+    percent={"type": "boolean"},
+    periods=_list(_STRING),
+    totals=_list(_COUNT),
+    rows=_list(_list(_CELL)),
+    row_totals=_list(_COUNT),
+    column_totals=_list(_COUNT),
+    column_averages=_list(_NULLABLE_NUMBER),
+)
+
 # -- the table ------------------------------------------------------------------------------
 
 INDEX = View("", "Metricas and live gauges", _INDEX)
@@ -462,9 +529,37 @@ TIMESERIE = View(
     filters=True,
 )
 SESSIONS = View("sessions", "Clustered sessions: open now, finished, length", _SESSIONS)
+ACTIVITY_LIST = View("activity", "The activity events marked so far", _ACTIVITY_LIST)
+ACTIVITY = View(
+    "activity/{event}",
+    f"Distinct users of an event per period, from since to until (at most {MAX_POINTS} "
+    "points an answer; next says where the series goes on), combined with other events",
+    _ACTIVITY,
+    params=(ACTIVITY_SCALE, SINCE, UNTIL, *_COMBINE),
+)
+COHORT = View(
+    "cohort",
+    "A cohort table: of the users who did primary in each period, how many did secondary "
+    "in each later one (JSON, or CSV with Accept: text/csv)",
+    _COHORT,
+    params=COHORT_PARAMS,
+)
 OPENAPI = View("openapi.json", "This document", {"type": "object"})
 #: Every view, in the order the document lists them.
-ROUTES = (INDEX, METRICAS, SUMMARY, ITERATE, TIMESERIE, SESSIONS, OPENAPI)
+ROUTES = (
+    INDEX,
+    METRICAS,
+    SUMMARY,
+    ITERATE,
+    TIMESERIE,
+    SESSIONS,
+    ACTIVITY_LIST,
+    ACTIVITY,
+    COHORT,
+    OPENAPI,
+)
+#: The views that exist only when the server marks activity.
+ACTIVITY_VIEWS = (ACTIVITY_LIST, ACTIVITY, COHORT)
 
 #: Which view a parameter of another view is for: given elsewhere, it is named, not ignored
 #: (``since`` on a summary would otherwise count all time).

@@ -10,7 +10,18 @@ Layout (version 1, prefix ``ts1``), for a metrica named N (encoded as ``e(N)``):
   each axis, or ``*`` for "all", joined by ``,``;
 - ``ts1:{m:e(N)}:axis:e(A)``: the set of values seen on stored axis A;
 - ``ts1:{m:e(N)}:years``: the set of years that have counts (to iterate all time);
-- ``ts1:batch:W:K``: marks batch K of writer W as applied (idempotent retries).
+- ``ts1:{m:e(N)}:batch:W:K``: marks batch K of writer W as applied (idempotent retries).
+
+Activity (bitmaps), in bitmapist's own layout so that bitmapist reads what we write, for an
+event E (a name checked by :func:`check_event`):
+
+- ``trackist_E_2010-2`` (month), ``trackist_E_W2010-5`` (ISO week), ``trackist_E_2010-2-7``
+  (day), ``trackist_E_2010-2-7-13`` (hour), ``trackist_E_u`` (ever): a bit per user id, no
+  zero padding, UTC;
+- ``ts1:{a:E}:hll:S``: the HyperLogLog of the same bucket (S is the bitmapist suffix);
+- ``ts1:{a}:events``: the set of event names marked;
+- ``ts1:{u}:ids`` (user to id), ``ts1:{u}:users`` (id to user), ``ts1:{u}:next`` (the next id),
+  ``ts1:{u}:known`` (a bit per id ever given: the population that NOT is relative to).
 
 ``e`` is injective: ``%``, the separators ``: , * / { } =``, white space, control characters and
 anything outside printable ASCII become ``%XX`` (UTF-8 bytes), so no user value can collide
@@ -125,3 +136,44 @@ def count_field(combination: str) -> str:
     The field holding the number of kicks of a combination (averaged metricas).
     """
     return f"n:{combination}"
+
+
+#: What an activity event name may be: bitmapist puts it in a key as it is.
+EVENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9:_.\-]{0,99}")
+
+
+def check_event(event: str) -> str:
+    """
+    ``event`` if it may name an activity event: letters, digits, ``: _ . -``, at most 100.
+
+    :raises ValueError: naming the bad value.
+    """
+    if not isinstance(event, str) or not EVENT_NAME.fullmatch(event):
+        raise ValueError(
+            f"an activity event is 1 to 100 letters, digits or ': _ . -' (starting with a "
+            f"letter or digit), not {event!r}"
+        )
+    return event
+
+
+def activity_key(event: str, suffix: str) -> str:
+    """
+    bitmapist's key of ``event``'s bitmap for a period (``2010-2``, ``W2010-5``, ``u``...).
+    """
+    return f"trackist_{event}_{suffix}"
+
+
+def activity_hll_key(event: str, suffix: str) -> str:
+    """
+    The HyperLogLog of the same users as :func:`activity_key`.
+    """
+    return f"{PREFIX}:{{a:{event}}}:hll:{suffix}"
+
+
+#: The set of event names marked.
+ACTIVITY_EVENTS = f"{PREFIX}:{{a}}:events"
+#: The dense user ids: user to id, id to user, the next id, and the bitmap of ids given.
+USER_IDS = f"{PREFIX}:{{u}}:ids"
+USER_NAMES = f"{PREFIX}:{{u}}:users"
+USER_NEXT = f"{PREFIX}:{{u}}:next"
+USERS_KNOWN = f"{PREFIX}:{{u}}:known"

@@ -50,6 +50,7 @@ class RedisLink:
     :param deadline: seconds every command may take.
     :param health_interval: seconds between the PINGs that notice outages and recoveries, and
         log them once each.
+    :param binary: leave replies as bytes (for bitmaps); by default they are decoded as UTF-8.
     """
 
     _log = Logger()
@@ -60,6 +61,7 @@ class RedisLink:
         address: RedisAddress,
         deadline: float = DEFAULT_DEADLINE,
         health_interval: float = DEFAULT_HEALTH_INTERVAL,
+        binary: bool = False,
     ) -> None:
         if not deadline > 0:
             raise ValueError(f"deadline must be positive, not {deadline!r}")
@@ -67,6 +69,8 @@ class RedisLink:
         self._clock: IReactorTime = reactor
         self.address = address
         self.deadline = deadline
+        #: Replies are bytes, not text: bitmaps are binary.
+        self.binary = binary
         self._health_interval = health_interval
         self._factory: Any = None
         self._health: LoopingCall | None = None
@@ -118,7 +122,9 @@ class RedisLink:
             isLazy=True,
             password=address.password,
             replyTimeout=self.deadline,
-            convertNumbers=True,
+            # A binary link converts nothing: a bitmap whose bytes spell "1" is not the number 1.
+            convertNumbers=not self.binary,
+            charset=None if self.binary else "utf-8",
         )
         factory.maxDelay = 5
         # Lazy: only commands sent before the first connection wait for it; failures are

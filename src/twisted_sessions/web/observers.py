@@ -4,12 +4,12 @@ Fan-out of traffic reports to every attached observer, each isolated from the ot
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING
 
 from twisted.logger import Logger
 
-from ..interfaces import IRequestObserver, ISessionObserver
+from ..interfaces import IAccountObserver, IRequestObserver, ISessionObserver
 
 if TYPE_CHECKING:
     from ..events import RequestEvent, SessionSummary
@@ -28,6 +28,7 @@ class TrafficObservers:
     def __init__(self) -> None:
         self._request_observers: list[IRequestObserver] = []
         self._session_observers: list[ISessionObserver] = []
+        self._account_observers: list[IAccountObserver] = []
         # What request_finished calls, bound once rather than looked up per request.
         self._request_handlers: tuple[tuple[IRequestObserver, Callable[..., object]], ...] = ()
 
@@ -45,8 +46,8 @@ class TrafficObservers:
         """
         Attach ``observer`` for every interface it provides.
 
-        :raises TypeError: it provides neither :class:`IRequestObserver` nor
-            :class:`ISessionObserver`.
+        :raises TypeError: it provides none of :class:`IRequestObserver`,
+            :class:`ISessionObserver` and :class:`IAccountObserver`.
         """
         matched = False
         if IRequestObserver.providedBy(observer):
@@ -56,10 +57,13 @@ class TrafficObservers:
         if ISessionObserver.providedBy(observer):
             self._session_observers.append(observer)
             matched = True
+        if IAccountObserver.providedBy(observer):
+            self._account_observers.append(observer)
+            matched = True
         if not matched:
             raise TypeError(
-                f"{observer!r} provides neither IRequestObserver nor ISessionObserver; "
-                "declare one with @implementer"
+                f"{observer!r} provides none of IRequestObserver, ISessionObserver and "
+                "IAccountObserver; declare one with @implementer"
             )
 
     def remove(self, observer: object) -> None:
@@ -68,6 +72,7 @@ class TrafficObservers:
         """
         self._request_observers = [o for o in self._request_observers if o is not observer]
         self._session_observers = [o for o in self._session_observers if o is not observer]
+        self._account_observers = [o for o in self._account_observers if o is not observer]
         self._bind()
 
     def request_finished(self, event: RequestEvent) -> None:
@@ -89,3 +94,18 @@ class TrafficObservers:
                 observer.session_ended(summary)
             except Exception:
                 self._log.failure("session observer {observer!r} failed", observer=observer)
+
+    def account_changed(
+        self, logged_in: bool, user: Hashable, session_key: str, when: float
+    ) -> None:
+        """
+        Report a login (``logged_in``) or a logout to every account observer.
+        """
+        for observer in self._account_observers:
+            try:
+                if logged_in:
+                    observer.logged_in(user, session_key, when)
+                else:
+                    observer.logged_out(user, session_key, when)
+            except Exception:
+                self._log.failure("account observer {observer!r} failed", observer=observer)

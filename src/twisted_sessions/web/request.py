@@ -163,9 +163,15 @@ class Request(server.Request):
     def set_user(self, user: Hashable) -> None:
         """
         Attribute this request (and its web session) to the application's own user identity,
-        for example the logged-in account.
+        for example the logged-in account. The first account a web session gets is a login
+        (account observers hear of it; see :class:`~twisted_sessions.interfaces.IAccountObserver`).
         """
         self.app_user = user
+        session = self.tracked_session
+        if session is not None and session.account is None and user is not None:
+            session.account = user
+            site = self.channel.site  # type: ignore[attr-defined]
+            site.observers.account_changed(True, user, session.key, site.reactor.seconds())
 
     def process(self) -> None:
         """

@@ -82,6 +82,8 @@ class Session(server.Session):
     ended_at: float | None = None
     request_count = 0
     user: Hashable = None
+    #: The account the application gave it (the first ``request.set_user``), if any.
+    account: Hashable = None
 
     def __init__(self, site: Any, uid: Any, reactor: IReactorTime | None = None) -> None:
         # Stock Twisted calls touch() from here; ours needs nothing that is not set on the class.
@@ -236,6 +238,9 @@ class Session(server.Session):
         report = getattr(site, "session_ended", None)
         if report is not None:
             report(self.summary())
+        if self.account is not None and self._end_reason is None and site is not None:
+            # The application ended a session that had an account: a logout.
+            site.observers.account_changed(False, self.account, self.key, self.ended_at)
 
     def summary(self) -> SessionSummary:
         """

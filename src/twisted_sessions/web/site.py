@@ -98,6 +98,8 @@ class Site(server.Site):
         #: The server's metricas (built-in and the application's), when it counts:
         #: ``twistd sessions`` sets it (see twisted_sessions.counters.Counting).
         self.counting: Any = None
+        #: The activity marks (an ``Activity``), when the server has them.
+        self.activity: Any = None
         self._mounts: dict[bytes, IResource] = {}
         # The mounts whose requests are not traffic (the stats tree).
         self._untracked: set[bytes] = set()

@@ -1,0 +1,345 @@
+"""
+Writing marks: coalesced in memory, flushed in the counter writer's rhythm, with its
+guarantees.
+
+- A mark is an entry in a set per (event, hour): a user active on 50 pages in a second is one
+  entry, and at the flush one ``SETBIT`` per bitmap. Nothing on the caller's path touches Redis.
+- A flush resolves the new users' ids (one script call), then sets the bits: one call per
+  bitmap key (a script of ``SETBIT``\\ s on that one key, so every call is one Redis Cluster
+  slot), one ``PFADD`` per HyperLogLog. ``SETBIT`` and ``PFADD`` are idempotent: a flush that
+  fails half-way is retried whole, and a mark is never counted twice.
+- Bounded while Redis is away: at most ``max_pending`` marks wait; beyond them marks are
+  dropped, counted in :attr:`MarkWriter.dropped`, and a warning is logged at most once a minute.
+- At shutdown, marks that cannot be written go to a spool file of this writer's own
+  (``activity-<id>.spool``), replayed at the next start (every ``activity*.spool`` in the
+  directory): nothing is lost across a restart of the server or of Redis.
+
+Why not the counter writer's batches: their script increments hashes of one metrica's hash
+tag, and bitmapist's keys (which bitmapist must read as they are) have no hash tag, so each
+bitmap needs calls of its own; the rhythm, the bounds and the spool are the same.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Hashable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from ..interfaces import IFlushable
+from ..storage.keys import ACTIVITY_EVENTS, activity_hll_key, activity_key
+from ..storage.link import RedisTimeout, RedisUnavailable
+from .periods import Period, Scale
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTime
+
+    from ..storage.link import RedisLink
+    from .ids import UserIds
+
+#: Sets the bits of ARGV in the one bitmap of KEYS[1].
+SET_BITS = """
+for _, offset in ipairs(ARGV) do
+  redis.call('SETBIT', KEYS[1], offset, 1)
+end
+return #ARGV
+"""
+#: The most offsets or members per call: a call blocks Redis for well under a millisecond.
+CHUNK = 5_000
+
+
+@implementer(IFlushable)
+class MarkWriter:
+    """
+    Coalesces marks and writes them as bitmaps and HyperLogLogs.
+
+    :param clock: the reactor clock.
+    :param link: a binary Redis connection.
+    :param ids: the users' dense ids.
+    :param scales: the bitmaps each mark lands in (``day``, ``week``, ``month`` by default,
+        as bitmapist; add ``hour`` and ``unique`` as bitmapist's ``track_hourly`` and
+        ``track_unique``).
+    :param flush_interval: seconds between flushes.
+    :param max_pending: the most marks (distinct event, hour and user) kept unwritten.
+    :param spool_path: where unwritten marks go at shutdown (``activity.spool`` gives
+        ``activity-<writer id>.spool``), and are replayed from.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        link: RedisLink,
+        ids: UserIds,
+        scales: tuple[Scale, ...] = ("day", "week", "month"),
+        flush_interval: float = 1.0,
+        max_pending: int = 1_000_000,
+        spool_path: Path | None = None,
+    ) -> None:
+        for scale in scales:
+            if scale not in ("hour", "day", "week", "month", "unique"):
+                raise ValueError(f"marks land in hour, day, week, month or unique, not {scale!r}")
+        self._clock = clock
+        self._link = link
+        self.ids = ids
+        self.scales = scales
+        self.flush_interval = flush_interval
+        self.max_pending = max_pending
+        self.spool_path = spool_path
+        self.writer_id = secrets.token_hex(8)
+        #: (event, hour since the epoch) to the users marked in it, not yet written.
+        self._pending: dict[tuple[str, int], set[Hashable]] = {}
+        self._size = 0
+        self._in_flight = 0
+        self._loop: LoopingCall | None = None
+        self._sending: Deferred[None] | None = None
+        self._waiters: list[Deferred[None]] = []
+        self._replayed: list[Path] = []
+        self._waiting = False
+        self.dropped = 0
+        self._last_drop_warning = -float("inf")
+        self.marks_written = 0
+        self.calls_sent = 0
+
+    @property
+    def backlog(self) -> int:
+        """
+        Marks waiting to be written, those being written now included.
+        """
+        return self._size + self._in_flight
+
+    def add(self, event: str, user: Hashable, when: float) -> None:
+        """
+        Mark ``user`` for ``event`` at ``when`` (UNIX seconds): a set entry, no I/O.
+        """
+        key = (event, int(when // 3600))
+        users = self._pending.get(key)
+        if users is None:
+            users = self._pending[key] = set()
+        if user in users:
+            return
+        if self._size + self._in_flight >= self.max_pending:
+            self._drop()
+            return
+        users.add(user)
+        self._size += 1
+
+    def _drop(self) -> None:
+        self.dropped += 1
+        now = self._clock.seconds()
+        if now - self._last_drop_warning >= 60:
+            self._last_drop_warning = now
+            self._log.warn(
+                "activity backlog full ({limit} marks, Redis unreachable?): dropping marks; "
+                "{dropped} dropped so far",
+                limit=self.max_pending,
+                dropped=self.dropped,
+            )
+
+    def start(self) -> None:
+        """
+        Replay the spools of a previous run, then flush every ``flush_interval`` seconds.
+        """
+        self._replay_spool()
+        loop = LoopingCall(self.send)
+        loop.clock = self._clock
+        self._loop = loop
+        loop.start(self.flush_interval, now=False).addErrback(
+            lambda failure: self._log.failure("activity flush loop stopped", failure)
+        )
+
+    def stop(self) -> None:
+        """
+        Stop the periodic flushes (call :meth:`flush` for the last one).
+        """
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+
+    def send(self) -> Deferred[None]:
+        """
+        Write what is pending; if Redis cannot take it now, it stays pending (whole) for the
+        next flush. Never two sendings at once: a call during one waits for it.
+        """
+        waiter: Deferred[None] = Deferred()
+        self._waiters.append(waiter)
+        if self._sending is None:
+            self._sending = Deferred.fromCoroutine(self._send())
+            self._sending.addBoth(self._sent)
+        return waiter
+
+    def _sent(self, result: object) -> None:
+        self._sending = None
+        if isinstance(result, Failure):
+            self._log.failure("writing activity marks failed", result)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    async def _send(self) -> None:
+        if not self._pending:
+            return
+        # What this sending writes; marks made meanwhile go to a fresh pending map.
+        writing, self._pending = self._pending, {}
+        size, self._size = self._size, 0
+        self._in_flight = size
+        try:
+            await self._write(writing)
+        except (RedisUnavailable, RedisTimeout) as error:
+            self._in_flight = 0
+            self._merge_back(writing)
+            if not self._waiting:
+                self._waiting = True
+                self._log.info(
+                    "activity marks wait for Redis ({error}); they are written when it is back",
+                    error=str(error),
+                )
+            return
+        except Exception:
+            self._in_flight = 0
+            self._merge_back(writing)
+            raise
+        self._in_flight = 0
+        self.marks_written += size
+        if self._waiting:
+            self._waiting = False
+            self._log.info("activity marks are written again")
+        spools, self._replayed = self._replayed, []
+        for path in spools:
+            path.unlink(missing_ok=True)
+
+    def _merge_back(self, writing: dict[tuple[str, int], set[Hashable]]) -> None:
+        """
+        Put marks that could not be written back in front of the newer ones.
+        """
+        newer = self._pending
+        self._pending = writing
+        self._size = sum(len(users) for users in writing.values())
+        for key, users in newer.items():
+            for user in users:
+                self.add(key[0], user, key[1] * 3600)
+
+    async def _write(self, marks: dict[tuple[str, int], set[Hashable]]) -> None:
+        every_user = {user for users in marks.values() for user in users}
+        ids = await self.ids.resolve(every_user)
+        bits: dict[str, set[int]] = {}
+        members: dict[str, set[str]] = {}
+        events = set()
+        for (event, hour), users in marks.items():
+            events.add(event)
+            moment = datetime.fromtimestamp(hour * 3600, UTC)
+            offsets = {ids[user] for user in users}
+            names = {str(user) for user in users}
+            for scale in self.scales:
+                suffix = Period.of(moment, scale).suffix
+                bits.setdefault(activity_key(event, suffix), set()).update(offsets)
+                members.setdefault(activity_hll_key(event, suffix), set()).update(names)
+        calls: list[Deferred[Any]] = [self._link.execute("SADD", ACTIVITY_EVENTS, *sorted(events))]
+        for key, offsets in bits.items():
+            ordered = sorted(offsets)
+            for at in range(0, len(ordered), CHUNK):
+                chunk = ordered[at : at + CHUNK]
+                calls.append(self._link.execute("EVAL", SET_BITS, 1, key, *chunk))
+        for key, names in members.items():
+            ordered_names = sorted(names)
+            for at in range(0, len(ordered_names), CHUNK):
+                calls.append(self._link.execute("PFADD", key, *ordered_names[at : at + CHUNK]))
+        self.calls_sent += len(calls) + 1
+        try:
+            await gatherResults(calls, consumeErrors=True)
+        except Exception as error:
+            # gatherResults wraps the first failure: raise what the link raised.
+            inner = getattr(error, "subFailure", None)
+            if inner is not None:
+                inner.raiseException()
+            raise
+
+    def flush(self) -> Deferred[None]:
+        """
+        Write everything pending now; what cannot be written goes to the spool file.
+        """
+        return Deferred.fromCoroutine(self._flush())
+
+    async def _flush(self) -> None:
+        await self.send()
+        if self._pending:
+            # Marks made while a sending was already under way: one more try.
+            await self.send()
+        if self._pending:
+            self._spool()
+
+    @property
+    def own_spool(self) -> Path | None:
+        path = self.spool_path
+        if path is None:
+            return None
+        return path.with_name(f"{path.stem}-{self.writer_id}{path.suffix}")
+
+    def _spool(self) -> None:
+        own = self.own_spool
+        if own is None:
+            self._log.error(
+                "{count} activity marks could not be written and there is no spool file: "
+                "they are lost",
+                count=self._size,
+            )
+            return
+        own.parent.mkdir(parents=True, exist_ok=True)
+        temporary = own.with_suffix(".writing")
+        with temporary.open("w", encoding="utf-8") as spool:
+            for (event, hour), users in self._pending.items():
+                kept = [u if isinstance(u, int) else str(u) for u in users]
+                spool.write(json.dumps([event, hour, kept]) + "\n")
+            spool.flush()
+            os.fsync(spool.fileno())
+        temporary.replace(own)
+        self._log.warn(
+            "Redis unreachable at shutdown: {count} activity marks spooled to {path}, "
+            "replayed at the next start",
+            count=self._size,
+            path=str(own),
+        )
+        self._pending.clear()
+        self._size = 0
+
+    def _replay_spool(self) -> None:
+        path = self.spool_path
+        if path is None or not path.parent.is_dir():
+            return
+        for spooled in sorted(path.parent.glob(f"{path.stem}*{path.suffix}")):
+            try:
+                lines = spooled.read_text(encoding="utf-8").splitlines()
+            except OSError as error:
+                self._log.error(
+                    "cannot read activity spool {path}: {error}",
+                    path=str(spooled),
+                    error=str(error),
+                )
+                continue
+            count = 0
+            for line in lines:
+                try:
+                    event, hour, users = json.loads(line)
+                except (ValueError, TypeError):
+                    self._log.error(
+                        "bad line in activity spool {path}: {line!r}",
+                        path=str(spooled),
+                        line=line[:200],
+                    )
+                    continue
+                for user in users:
+                    self.add(event, user, hour * 3600)
+                    count += 1
+            self._replayed.append(spooled)
+            self._log.info(
+                "replaying {count} activity marks from {path}", count=count, path=str(spooled)
+            )
