@@ -175,10 +175,11 @@ class Events(Expression):
 
     def estimate(self) -> Deferred[int]:
         """
-        The HyperLogLog estimate of the same count: one ``PFCOUNT`` (a year's 12 months in one
-        call: one hash tag per event), standard error 0.81%.
+        The HyperLogLog estimate of the same count, standard error 0.81%: one ``PFCOUNT`` of
+        the period's day HyperLogLogs (a week's 7, a month's up to 31: Redis counts their
+        union; one hash tag per event, so one Cluster slot), of the hour's or of "ever"'s.
         """
-        keys = [activity_hll_key(self.event, month.suffix) for month in self.period.months()]
+        keys = [activity_hll_key(self.event, day.suffix) for day in self.period.days()]
         return Deferred.fromCoroutine(self.reader.hll_count(keys))
 
     def delta(self, value: int) -> Events:

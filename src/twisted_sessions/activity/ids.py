@@ -10,8 +10,12 @@ several servers on one Redis agree. The ids are cached in a bounded map in the p
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
+
+from twisted.internet.defer import gatherResults
+from twisted.python.failure import Failure
 
 from ..storage.keys import USER_IDS, USER_NAMES, USER_NEXT, USERS_KNOWN
 
@@ -23,22 +27,52 @@ MAX_ID = 2**32 - 1
 
 #: Gives each new user of ARGV the next id; an already known user keeps its own. KEYS: user to
 #: id, id to user, the next id, the bitmap of ids given (one hash tag: one Cluster slot).
-#: Returns the ids in ARGV's order. Running it twice (a retry after a timeout) gives the
-#: same ids.
+#: Returns the ids in ARGV's order (ARGV holds distinct users), packed as little-endian
+#: unsigned 32-bit integers (one string to parse, not a reply element per id). Running it
+#: twice (a retry after a timeout) gives the same ids.
 ASSIGN_IDS = """
 local ids = {}
+local missing = {}
 for i, user in ipairs(ARGV) do
   local id = redis.call('HGET', KEYS[1], user)
-  if not id then
-    id = redis.call('INCR', KEYS[3]) - 1
-    redis.call('HSET', KEYS[1], user, id)
-    redis.call('HSET', KEYS[2], id, user)
+  if id then
+    ids[i] = tonumber(id)
+  else
+    missing[#missing + 1] = i
+  end
+end
+if #missing > 0 then
+  local first = redis.call('INCRBY', KEYS[3], #missing) - #missing
+  local forward, backward = {}, {}
+  for j, i in ipairs(missing) do
+    local id = first + j - 1
+    ids[i] = id
+    forward[#forward + 1] = ARGV[i]
+    forward[#forward + 1] = id
+    backward[#backward + 1] = id
+    backward[#backward + 1] = ARGV[i]
     redis.call('SETBIT', KEYS[4], id, 1)
   end
-  ids[i] = tonumber(id)
+  redis.call('HSET', KEYS[1], unpack(forward))
+  redis.call('HSET', KEYS[2], unpack(backward))
 end
-return ids
+local packed = {}
+for i = 1, #ids do
+  packed[i] = struct.pack('<I4', ids[i])
+end
+return table.concat(packed)
 """
+#: The most users per ASSIGN_IDS call: Lua's unpack has a stack limit (8,000 values), and a
+#: call of new users stays around 3 ms in Redis (5 µs a new user, measured).
+ID_CHUNK = 500
+
+
+def _first_failure(failure: Failure) -> Failure:
+    """
+    The failure of the first call that failed, not gatherResults' ``FirstError``.
+    """
+    inner = getattr(failure.value, "subFailure", None)
+    return inner if inner is not None else failure
 
 
 class UserIds:
@@ -100,18 +134,26 @@ class UserIds:
                 missing.setdefault(str(user), []).append(user)
             else:
                 found[user] = uid
-        if missing:
-            names = list(missing)
-            self.assigned_calls += 1
-            replies = await self._link.execute(
-                "EVAL", ASSIGN_IDS, 4, USER_IDS, USER_NAMES, USER_NEXT, USERS_KNOWN, *names
-            )
-            for name, uid in zip(names, replies, strict=True):
-                if int(uid) > MAX_ID:
-                    raise OverflowError(f"more than 2^32 users: {name!r} got id {uid}")
-                self._keep(name, int(uid))
+        names = list(missing)
+        chunks = [names[at : at + ID_CHUNK] for at in range(0, len(names), ID_CHUNK)]
+        # All chunks sent at once: Redis runs them one after the other, while this side
+        # encodes the next and decodes the last.
+        replies = await gatherResults(
+            [
+                self._link.execute(
+                    "EVAL", ASSIGN_IDS, 4, USER_IDS, USER_NAMES, USER_NEXT, USERS_KNOWN, *chunk
+                )
+                for chunk in chunks
+            ],
+            consumeErrors=True,
+        ).addErrback(_first_failure)
+        self.assigned_calls += len(chunks)
+        for chunk, reply in zip(chunks, replies, strict=True):
+            ids = struct.unpack(f"<{len(chunk)}I", reply)
+            for name, uid in zip(chunk, ids, strict=True):
+                self._keep(name, uid)
                 for user in missing[name]:
-                    found[user] = int(uid)
+                    found[user] = uid
         return found
 
     async def users(self, ids: Iterable[int]) -> dict[int, str]:

@@ -110,6 +110,20 @@ class Period:
             return [self]
         return [Period("month", self.start.replace(month=month)) for month in range(1, 13)]
 
+    def days(self) -> list[Period]:
+        """
+        The days of a week, month or year (their HyperLogLogs make its estimate); an hour, a
+        day or "ever" is its own only part.
+        """
+        if self.scale not in ("week", "month", "year"):
+            return [self]
+        day, end = Period("day", self.start), self.next().start
+        found = []
+        while day.start < end:
+            found.append(day)
+            day = day.next()
+        return found
+
     def delta(self, value: int) -> Period:
         """
         The period ``value`` periods later (earlier if negative), as bitmapist's ``delta``.

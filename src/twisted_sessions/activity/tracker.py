@@ -103,6 +103,8 @@ class Activity:
         )
         self._mark_active = "active" in self.builtin
         self._writer_add = self.writer.add
+        # Event names already checked: the usual mark is one set lookup, not a regex.
+        self._checked: set[str] = set()
 
     # -- marking ---------------------------------------------------------------------------
 
@@ -120,12 +122,21 @@ class Activity:
 
         :raises ValueError: a bad event name, or no user and no request to take one from.
         """
-        check_event(event)
+        if event not in self._checked:
+            check_event(event)
+            if len(self._checked) < 10_000:
+                self._checked.add(event)
         if user is None:
             user = _user_of(request)
             if user is None:
                 raise ValueError(f"mark({event!r}): give user=, or request= of a tracked request")
-        self._writer_add(event, user, self._seconds(when))
+        if when is None:
+            seconds = self._clock.seconds()
+        elif type(when) is float:
+            seconds = when
+        else:
+            seconds = self._seconds(when)
+        self._writer_add(event, user, seconds)
 
     def mark_event(self, event: str, user: Hashable, when: float | datetime | None = None) -> None:
         """

@@ -4,9 +4,10 @@ guarantees.
 
 - A mark is an entry in a set per (event, hour): a user active on 50 pages in a second is one
   entry, and at the flush one ``SETBIT`` per bitmap. Nothing on the caller's path touches Redis.
-- A flush resolves the new users' ids (one script call), then sets the bits: one call per
-  bitmap key (a script of ``SETBIT``\\ s on that one key, so every call is one Redis Cluster
-  slot), one ``PFADD`` per HyperLogLog. ``SETBIT`` and ``PFADD`` are idempotent: a flush that
+- A flush resolves the new users' ids (a script call per 1,000 new users), then sets the
+  bits: per bitmap key, a script of ``SETBIT``\\ s on that one key (so every call is one Redis
+  Cluster slot) and one of ``PFADD``\\ s of the same ids to its HyperLogLog, each with up to
+  5,000 ids packed in one argument. ``SETBIT`` and ``PFADD`` are idempotent: a flush that
   fails half-way is retried whole, and a mark is never counted twice.
 - Bounded while Redis is away: at most ``max_pending`` marks wait; beyond them marks are
   dropped, counted in :attr:`MarkWriter.dropped`, and a warning is logged at most once a minute.
@@ -24,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import struct
 from collections.abc import Hashable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,15 +48,90 @@ if TYPE_CHECKING:
     from ..storage.link import RedisLink
     from .ids import UserIds
 
-#: Sets the bits of ARGV in the one bitmap of KEYS[1].
+#: Sets the bits of the offsets packed in ARGV[1] (little-endian unsigned 32-bit integers) in
+#: the one bitmap of KEYS[1]. Packed, the offsets cost the client one argument, not thousands
+#: (txredisapi encodes each argument in Python).
 SET_BITS = """
-for _, offset in ipairs(ARGV) do
-  redis.call('SETBIT', KEYS[1], offset, 1)
+local data = ARGV[1]
+for pos = 1, #data, 4 do
+  redis.call('SETBIT', KEYS[1], struct.unpack('<I4', data, pos), 1)
 end
-return #ARGV
+return #data / 4
 """
-#: The most offsets or members per call: a call blocks Redis for well under a millisecond.
+#: Adds the user ids packed in ARGV[1] to the one HyperLogLog of KEYS[1] (1,000 a PFADD: Lua's
+#: unpack has a stack limit).
+ADD_TO_HLL = """
+local data = ARGV[1]
+local batch = {}
+for pos = 1, #data, 4 do
+  batch[#batch + 1] = struct.unpack('<I4', data, pos)
+  if #batch == 1000 then
+    redis.call('PFADD', KEYS[1], unpack(batch))
+    batch = {}
+  end
+end
+if #batch > 0 then
+  redis.call('PFADD', KEYS[1], unpack(batch))
+end
+return #data / 4
+"""
+#: ORs ARGV[2] into the bitmap of KEYS[1] from byte ARGV[1] on: for a dense set of offsets, a
+#: segment of the bitmap costs less than its offsets, here and in Redis (one byte per 8 users,
+#: not 4 bytes and a SETBIT per user).
+OR_BYTES = """
+local start = tonumber(ARGV[1])
+local incoming = ARGV[2]
+local current = redis.call('GETRANGE', KEYS[1], start, start + #incoming - 1)
+if #current == 0 then
+  redis.call('SETRANGE', KEYS[1], start, incoming)
+  return 1
+end
+local merged = {}
+for i = 1, #incoming do
+  merged[i] = string.char(bit.bor(string.byte(incoming, i), string.byte(current, i) or 0))
+end
+redis.call('SETRANGE', KEYS[1], start, table.concat(merged))
+return 1
+"""
+#: The most offsets (or bitmap bytes) a call carries: each call blocks Redis for about a
+#: millisecond at most.
 CHUNK = 5_000
+#: Redis numbers the bits of a byte from the most significant.
+_BIT = [0x80 >> bit for bit in range(8)]
+
+
+def bit_calls(key: str, ordered: list[int]) -> list[tuple[Any, ...]]:
+    """
+    The script calls that set the sorted offsets ``ordered`` in the bitmap ``key``: a segment
+    of the bitmap where the offsets are dense, packed offsets where they are sparse, at most
+    :data:`CHUNK` of either a call.
+    """
+    calls: list[tuple[Any, ...]] = []
+    at = 0
+    while at < len(ordered):
+        first = ordered[at] >> 3
+        # As many offsets as fit in CHUNK bytes of bitmap.
+        end = at
+        while end < len(ordered) and (ordered[end] >> 3) - first < CHUNK:
+            end += 1
+        if end - at >= CHUNK // 4:  # Denser than packing them: send the segment.
+            segment = bytearray((ordered[end - 1] >> 3) - first + 1)
+            for offset in ordered[at:end]:
+                segment[(offset >> 3) - first] |= _BIT[offset & 7]
+            calls.append(("EVAL", OR_BYTES, 1, key, first, bytes(segment)))
+            at = end
+        else:
+            chunk = ordered[at : at + CHUNK]
+            calls.append(("EVAL", SET_BITS, 1, key, pack(chunk)))
+            at += len(chunk)
+    return calls
+
+
+def pack(offsets: list[int]) -> bytes:
+    """
+    Offsets as the scripts take them: little-endian unsigned 32-bit integers.
+    """
+    return struct.pack(f"<{len(offsets)}I", *offsets)
 
 
 @implementer(IFlushable)
@@ -232,27 +309,31 @@ class MarkWriter:
         every_user = {user for users in marks.values() for user in users}
         ids = await self.ids.resolve(every_user)
         bits: dict[str, set[int]] = {}
-        members: dict[str, set[str]] = {}
+        hlls: dict[str, set[int]] = {}
+        # HyperLogLogs per day (a week's or a month's estimate counts the union of its days),
+        # and per hour and "ever" when those bitmaps are kept too.
+        hll_scales: list[Scale] = [s for s in ("hour", "unique") if s in self.scales]
+        hll_scales.append("day")
         events = set()
         for (event, hour), users in marks.items():
             events.add(event)
             moment = datetime.fromtimestamp(hour * 3600, UTC)
             offsets = {ids[user] for user in users}
-            names = {str(user) for user in users}
             for scale in self.scales:
-                suffix = Period.of(moment, scale).suffix
-                bits.setdefault(activity_key(event, suffix), set()).update(offsets)
-                members.setdefault(activity_hll_key(event, suffix), set()).update(names)
+                key = activity_key(event, Period.of(moment, scale).suffix)
+                bits.setdefault(key, set()).update(offsets)
+            for scale in hll_scales:
+                key = activity_hll_key(event, Period.of(moment, scale).suffix)
+                hlls.setdefault(key, set()).update(offsets)
         calls: list[Deferred[Any]] = [self._link.execute("SADD", ACTIVITY_EVENTS, *sorted(events))]
         for key, offsets in bits.items():
+            for call in bit_calls(key, sorted(offsets)):
+                calls.append(self._link.execute(*call))
+        for key, offsets in hlls.items():
             ordered = sorted(offsets)
             for at in range(0, len(ordered), CHUNK):
-                chunk = ordered[at : at + CHUNK]
-                calls.append(self._link.execute("EVAL", SET_BITS, 1, key, *chunk))
-        for key, names in members.items():
-            ordered_names = sorted(names)
-            for at in range(0, len(ordered_names), CHUNK):
-                calls.append(self._link.execute("PFADD", key, *ordered_names[at : at + CHUNK]))
+                packed = pack(ordered[at : at + CHUNK])
+                calls.append(self._link.execute("EVAL", ADD_TO_HLL, 1, key, packed))
         self.calls_sent += len(calls) + 1
         try:
             await gatherResults(calls, consumeErrors=True)
