@@ -295,3 +295,55 @@ def test_visitors_counted_end_to_end_and_kept_across_restart(
     assert status["2xx"] == 3
     again.signal(signal.SIGTERM)
     assert again.wait() in CLEAN_EXIT
+
+
+def test_activity_end_to_end_and_across_a_restart(workdir: Path, servers: list[Twistd]) -> None:
+    """
+    A real server marks its visitors active and their visits started; the README's queries
+    answer over a real port (JSON and CSV); SIGTERM flushes the marks, and after a restart on
+    the same embedded Redis they are all still there.
+    """
+    import json
+    import time
+    from datetime import UTC, datetime
+    from http.cookiejar import CookieJar
+    from urllib.request import HTTPCookieProcessor, Request, build_opener, urlopen
+
+    args = ("--port", "tcp:0:interface=127.0.0.1", "--data-dir", "data", "--cutoff", "1")
+    server = Twistd(workdir, *args)
+    servers.append(server.start())
+    server.wait_for(r"Redis at unix:\S+ db 0 is reachable")
+    for _ in range(3):  # three visitors, each with their own cookies, twice each
+        browser = build_opener(HTTPCookieProcessor(CookieJar()))
+        browser.open(server.url).read()
+        browser.open(server.url).read()
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    query = f"stats/activity/active?scale=day&since={today}&until={today}"
+
+    def users(event: str = "active") -> int:
+        with urlopen(server.url + query.replace("active", event, 1), timeout=10) as answer:
+            return int(json.load(answer)["points"][0]["users"])
+
+    deadline = time.monotonic() + 10
+    while users() < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert users() == 3
+    with urlopen(server.url + "stats/activity", timeout=10) as answer:
+        assert "active" in json.load(answer)["events"]
+    cohort = "stats/cohort?primary=active&secondary=active&time_group=days&rows=2&cols=2"
+    with urlopen(server.url + cohort, timeout=10) as answer:
+        table = json.load(answer)
+    assert table["totals"][-1] == 3 and table["rows"][-1][0] == 3
+    csv_request = Request(server.url + cohort, headers={"Accept": "text/csv"})
+    with urlopen(csv_request, timeout=10) as answer:
+        assert answer.headers["Content-Type"].startswith("text/csv")
+        assert answer.read().decode().splitlines()[0] == "period,users,0,1"
+    server.signal(signal.SIGTERM)
+    assert server.wait() in CLEAN_EXIT
+    restarted = Twistd(workdir, *args)
+    servers.append(restarted.start())
+    restarted.wait_for(r"Redis at unix:\S+ db 0 is reachable")
+    server = restarted
+    assert users() == 3
+    # The visits ended at the shutdown: each visitor's was marked started.
+    assert users("session:started") == 3
