@@ -86,12 +86,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--serve", nargs=2, metavar=("CONFIGURATION", "COUNT"), help="internal")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=CONFIGURATIONS,
+        help="count only these configurations (repeatable; bare is always counted)",
+    )
     args = parser.parse_args()
     if args.serve:
         serve(args.serve[0], int(args.serve[1]))
         return
     per_request = {}
-    for configuration in CONFIGURATIONS:
+    chosen = [c for c in CONFIGURATIONS if not args.only or c in args.only or c == "bare"]
+    for configuration in chosen:
         before = total_instructions(configuration, WARM_UP)
         after = total_instructions(configuration, WARM_UP + args.requests)
         per_request[configuration] = (after - before) / args.requests

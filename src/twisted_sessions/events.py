@@ -53,6 +53,9 @@ class RequestEvent(NamedTuple):
         segment the resource tree consumed to find what rendered it (``/page/3`` served by a
         ``page`` leaf is ``/page``; every path of a leaf root is ``/``), so that neither raw
         paths nor made-up ones explode the counters.
+    :ivar new_user: the user was made by this request: it carried no visitor cookie (without
+        visitor cookies: no live session's cookie) and the application set no account. A
+        client that never returns cookies (a bot, a link checker) makes every request new.
     """
 
     user: Hashable
@@ -64,6 +67,7 @@ class RequestEvent(NamedTuple):
     session_key: str
     aborted: bool = False
     resource: str = "/"
+    new_user: bool = False
 
 
 @attrs.frozen(slots=True)

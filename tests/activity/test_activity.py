@@ -282,3 +282,38 @@ class MarkGuaranteeTests(ActivityTestCase):
         self.assertEqual((activity.writer.backlog, activity.writer.dropped), (100, 50))
         await activity.writer.send()
         self.assertEqual(activity.writer.backlog, 100)
+
+
+class ActiveMarkTests(ActivityTestCase):
+    @coroutine_test
+    async def test_clients_that_never_keep_cookies_take_no_ids(self) -> None:
+        """
+        ``active`` marks a visitor from their second request on (their cookie came back): a
+        client that never returns cookies makes a new user per request, and would otherwise
+        take a new id and Redis memory, for good, with each.
+        """
+        activity = await self.activity()
+        root = Resource()
+        root.putChild(b"", Data(b"home", "text/plain"))
+        site = Site(root, reactor=reactor)
+        self.addCleanup(site.expire_all)
+        site.add_observer(activity)
+        for _ in range(20):  # a bot: never a cookie back
+            channel, _ = open_channel(site)
+            channel.dataReceived(request_bytes("GET", "/"))
+            channel.connectionLost(Failure(ConnectionError("done")))
+        channel, transport = open_channel(site)
+        channel.dataReceived(request_bytes("GET", "/"))
+        channel.connectionLost(Failure(ConnectionError("done")))
+        cookie = "; ".join(
+            line.split(b":", 1)[1].split(b";")[0].strip().decode()
+            for line in transport.value().split(b"\r\n")
+            if line.lower().startswith(b"set-cookie:")
+        )
+        channel, _ = open_channel(site)
+        channel.dataReceived(request_bytes("GET", "/", headers={"Cookie": cookie}))
+        channel.connectionLost(Failure(ConnectionError("done")))
+        await activity.writer.flush()
+        today = Period.of(datetime.fromtimestamp(reactor.seconds(), UTC), "day")
+        self.assertEqual(await activity.events("active", today).count(), 1)
+        self.assertEqual(await activity.link.execute("GET", USER_NEXT), b"1")

@@ -162,6 +162,25 @@ class VisitorTests(SynchronousTestCase):
         self.assertEqual(first.user, second.user)
         self.assertEqual(first.user, browser.cookies["TWISTED_VISITOR"])
 
+    def test_new_users_are_flagged(self) -> None:
+        """
+        A request whose visitor cookie did not come back made its user (``new_user``); the
+        next, cookie returned, did not; a forged cookie is a new user; an application account
+        is never one. Without visitor cookies, a request without a live session's cookie is.
+        """
+        site, recorder, _ = make_site()
+        browser = Browser(site)
+        browser.get("/")
+        browser.get("/")
+        get(site, "/", cookies={"TWISTED_VISITOR": "forged"})
+        Browser(site).get("/me?name=alice")
+        self.assertEqual([e.new_user for e in recorder.requests], [True, False, True, False])
+        site, recorder, _ = make_site(cookies=CookiePolicy(visitor_cookie=None))
+        browser = Browser(site)
+        browser.get("/")
+        browser.get("/")
+        self.assertEqual([e.new_user for e in recorder.requests], [True, False])
+
     def test_forged_visitor_id_is_replaced(self) -> None:
         """
         A visitor cookie that does not have the issued shape is replaced, never used as a user.

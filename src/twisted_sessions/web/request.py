@@ -101,6 +101,7 @@ _EVENT_FIELDS = (
     "session_key",
     "aborted",
     "resource",
+    "new_user",
 )
 if RequestEvent._fields != _EVENT_FIELDS:  # pragma: no cover - a guard for maintainers
     raise RuntimeError(f"RequestEvent's fields changed: update request_ended ({_EVENT_FIELDS})")
@@ -156,6 +157,9 @@ class Request(server.Request):
     #: set when the request is routed.
     routed_name: str | None = None
     visitor_id: str | None = None
+    #: Whether tracking gave this request's client a new identity: it sent no visitor cookie
+    #: (or, without visitor cookies, no live session's cookie).
+    new_identity = False
     arrived: float | None = None
     reported = False
     tracked_session: Session | None = None
@@ -269,12 +273,15 @@ class RequestTracker:
         if session is None:
             secure = request.isSecure()
             session = self._new_session(request, secure)
+            if not cookies.tracks_visitors:
+                request.new_identity = True
         else:
             session.touch(now)
         request.tracked_session = session
         session.request_count += 1
         if cookies.tracks_visitors:
             if visitor is None:
+                request.new_identity = True
                 visitor = new_visitor_id()
                 if secure is None:
                     secure = request.isSecure()
@@ -335,6 +342,7 @@ class RequestTracker:
                 aborted,
                 request.resource_name
                 or (NOT_FOUND if request.code == 404 else request.routed_name or resource),
+                request.new_identity and request.app_user is None,
             ),
         )
         self._observers.request_finished(event)
