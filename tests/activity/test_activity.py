@@ -288,9 +288,10 @@ class ActiveMarkTests(ActivityTestCase):
     @coroutine_test
     async def test_clients_that_never_keep_cookies_take_no_ids(self) -> None:
         """
-        ``active`` marks a visitor from their second request on (their cookie came back): a
-        client that never returns cookies makes a new user per request, and would otherwise
-        take a new id and Redis memory, for good, with each.
+        ``active`` marks a visitor from their second request on (their cookie came back), and
+        ``session:started`` a visit with such a request: a client that never returns cookies
+        makes a new user per request, and would otherwise take a new id and Redis memory, for
+        good, with each.
         """
         activity = await self.activity()
         root = Resource()
@@ -298,6 +299,9 @@ class ActiveMarkTests(ActivityTestCase):
         site = Site(root, reactor=reactor)
         self.addCleanup(site.expire_all)
         site.add_observer(activity)
+        clusterer = SessionClusterer(reactor, cutoff=60)
+        site.add_observer(clusterer)
+        clusterer.add_sink(activity)
         for _ in range(20):  # a bot: never a cookie back
             channel, _ = open_channel(site)
             channel.dataReceived(request_bytes("GET", "/"))
@@ -313,7 +317,9 @@ class ActiveMarkTests(ActivityTestCase):
         channel, _ = open_channel(site)
         channel.dataReceived(request_bytes("GET", "/", headers={"Cookie": cookie}))
         channel.connectionLost(Failure(ConnectionError("done")))
+        await clusterer.flush()  # every visit ends: the bot's 20 and the visitor's
         await activity.writer.flush()
         today = Period.of(datetime.fromtimestamp(reactor.seconds(), UTC), "day")
         self.assertEqual(await activity.events("active", today).count(), 1)
+        self.assertEqual(await activity.events("session:started", today).count(), 1)
         self.assertEqual(await activity.link.execute("GET", USER_NEXT), b"1")

@@ -196,7 +196,13 @@ class Activity:
             self._writer_add("active", event.user, moment)
 
     def session_finished(self, session: ClusteredSession) -> None:
-        if "session:started" in self.builtin:
+        """
+        Mark ``session:started`` for a visit, unless every request of it made its user (see
+        :meth:`request_finished`): a cookieless client's one-request visits take no ids.
+        """
+        if "session:started" not in self.builtin:
+            return
+        if any(not getattr(event, "new_user", False) for event in session.events):
             self._writer_add("session:started", session.user, session.start)
 
     def logged_in(self, user: Hashable, session_key: str, when: float) -> None:
