@@ -109,6 +109,14 @@ class ActivityAPITests(ActivityTestCase):
             self.assertIn(named, body["error"], path)
 
     @coroutine_test
+    async def test_marks_waiting_and_dropped_are_gauges(self) -> None:
+        site = await self.site()
+        self.activity_.mark("active", "late-comer", MONDAY)
+        _, body = await fetch(site, "/stats")
+        self.assertEqual(body["gauges"]["activity_backlog"], 1)
+        self.assertEqual(body["gauges"]["dropped_marks"], 0)
+
+    @coroutine_test
     async def test_the_document_covers_activity(self) -> None:
         site = await self.site()
         _, served = await fetch(site, "/stats/openapi.json")

@@ -114,6 +114,8 @@ class StatsTests(MetricaTestCase):
         self.assertEqual(guests["links"]["iterate"], "/stats/metricas/guests/iterate")
         self.assertEqual(body["gauges"]["redis_reachable"], True)
         self.assertEqual(body["gauges"]["writer_backlog"], 0)
+        # No activity on this tree: its gauges say so rather than 0.
+        self.assertIsNone(body["gauges"]["dropped_marks"])
 
     @coroutine_test
     async def test_metrica_counts_with_timespan_and_filters(self) -> None:

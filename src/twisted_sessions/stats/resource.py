@@ -140,6 +140,12 @@ class StatsResource(Resource):
                 ),
                 "writer_backlog": writer.backlog,
                 "dropped_kicks": writer.dropped,
+                "activity_backlog": (
+                    self.activity.writer.backlog if self.activity is not None else None
+                ),
+                "dropped_marks": self.activity.writer.dropped
+                if self.activity is not None
+                else None,
                 "redis_reachable": link.connected,
             },
         }

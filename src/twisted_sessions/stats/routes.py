@@ -420,6 +420,8 @@ _INDEX = _object(
         clustered_sessions_evicted=_NULLABLE_COUNT,
         writer_backlog=_COUNT,
         dropped_kicks=_COUNT,
+        activity_backlog=_NULLABLE_COUNT,
+        dropped_marks=_NULLABLE_COUNT,
         redis_reachable={"type": "boolean", "nullable": True},
     ),
 )
