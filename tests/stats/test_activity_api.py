@@ -128,8 +128,15 @@ class ActivityAPITests(ActivityTestCase):
 
 
 class _Frozen:
+    """
+    The reactor, with its clock stopped at ``moment``.
+    """
+
     def __init__(self, moment: datetime) -> None:
         self._seconds = moment.timestamp()
 
     def seconds(self) -> float:
         return self._seconds
+
+    def callLater(self, delay: float, call: object, *args: object) -> object:
+        return reactor.callLater(delay, call, *args)  # type: ignore[arg-type]

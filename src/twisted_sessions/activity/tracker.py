@@ -256,6 +256,7 @@ class Activity:
         Flask-Bitmapist's ``get_cohort`` with totals (see :func:`cohort_table`), as of now.
         """
         options.setdefault("now", self.now())
+        options.setdefault("clock", self._clock)
         return await cohort_table(self.link, primary, secondary, **options)
 
     async def dates_data(self, select1: str, select2: str, **options: Any) -> list[list[Any]]:
@@ -263,6 +264,7 @@ class Activity:
         ``bitmapist.cohort.get_dates_data`` (see :func:`dates_data`), as of now.
         """
         options.setdefault("now", self.now())
+        options.setdefault("clock", self._clock)
         return await dates_data(self.link, select1, select2, **options)
 
 
