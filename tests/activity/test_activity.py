@@ -323,3 +323,19 @@ class ActiveMarkTests(ActivityTestCase):
         self.assertEqual(await activity.events("active", today).count(), 1)
         self.assertEqual(await activity.events("session:started", today).count(), 1)
         self.assertEqual(await activity.link.execute("GET", USER_NEXT), b"1")
+
+    @coroutine_test
+    async def test_applications_small_integer_ids_are_used_as_they_are(self) -> None:
+        """
+        With ``integer_ids``, integer users are their own offsets (no id assigned), and NOT is
+        relative to the ids marked.
+        """
+        activity = await self.activity(integer_ids=True)
+        for user in (5, 9, 12):
+            activity.mark("signup", user, DAY)
+        activity.mark("active", 9, DAY)
+        await activity.writer.flush()
+        day = Period.of(DAY, "day")
+        self.assertEqual(await activity.events("signup", day).ids(), [5, 9, 12])
+        self.assertEqual(await (~activity.events("active", day)).ids(), [5, 12])
+        self.assertEqual(activity.ids.assigned_calls, 0)

@@ -38,7 +38,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..interfaces import IFlushable
-from ..storage.keys import ACTIVITY_EVENTS, activity_hll_key, activity_key
+from ..storage.keys import ACTIVITY_EVENTS, USERS_KNOWN, activity_hll_key, activity_key
 from ..storage.link import RedisTimeout, RedisUnavailable
 from .periods import Period, Scale
 
@@ -319,6 +319,10 @@ class MarkWriter:
             events.add(event)
             moment = datetime.fromtimestamp(hour * 3600, UTC)
             offsets = {ids[user] for user in users}
+            if self.ids.integers:
+                # Ids the application gave itself: the known users (what NOT is relative to)
+                # are the ids it marked; assigned ids are recorded by the id script.
+                bits.setdefault(USERS_KNOWN, set()).update(offsets)
             for scale in self.scales:
                 key = activity_key(event, Period.of(moment, scale).suffix)
                 bits.setdefault(key, set()).update(offsets)
