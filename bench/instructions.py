@@ -9,8 +9,10 @@ Each configuration of ``bench.request_cost`` (bare twisted.web without and with 
 cookies, tracking, clusterer, the whole pipeline for a returning and for a new visitor) runs in
 a fresh ``python`` under ``valgrind --tool=callgrind`` twice, serving 500 and then
 ``500 + --requests`` requests; the difference of the two totals divided by ``--requests`` is
-the cost of one request, start-up and warm-up cancelled out. Runs agree to within half a
-percent, whatever else the machine does.
+the cost of one request, start-up and warm-up cancelled out. Whatever else the machine does,
+the configurations of one run compare to within about half a percent; separate runs of the
+same code differ by up to 2% (object addresses decide some dictionaries' layouts), so compare
+configurations within a run.
 
 What this leaves out is the same for every server: the reactor's socket calls and the kernel.
 So ``bare/this`` here is the ratio of the Python work per request, a lower bound of the
