@@ -25,18 +25,27 @@ if TYPE_CHECKING:
 #: The largest offset bitmapist (and Redis) take: 2^32 - 1.
 MAX_ID = 2**32 - 1
 
-#: Gives each new user of ARGV the next id; an already known user keeps its own. KEYS: user to
-#: id, id to user, the next id, the bitmap of ids given (one hash tag: one Cluster slot).
-#: Returns the ids in ARGV's order (ARGV holds distinct users), packed as little-endian
-#: unsigned 32-bit integers (one string to parse, not a reply element per id). Running it
-#: twice (a retry after a timeout) gives the same ids.
+#: Gives each new user the next id; an already known user keeps its own. KEYS: user to id, id
+#: to user, the next id, the bitmap of ids given (one hash tag: one Cluster slot). ARGV[1]:
+#: the distinct users, each as a little-endian 32-bit length and its UTF-8 bytes (one
+#: argument, not one per user: txredisapi encodes each argument in Python). Returns the ids in
+#: the same order, packed as little-endian unsigned 32-bit integers (one string to parse, not
+#: a reply element per id). Running it twice (a retry after a timeout) gives the same ids.
 ASSIGN_IDS = """
+local data = ARGV[1]
+local users = {}
+local pos = 1
+while pos <= #data do
+  local size = struct.unpack('<I4', data, pos)
+  users[#users + 1] = string.sub(data, pos + 4, pos + 3 + size)
+  pos = pos + 4 + size
+end
 local ids = {}
 local missing = {}
-for i, user in ipairs(ARGV) do
-  local id = redis.call('HGET', KEYS[1], user)
-  if id then
-    ids[i] = tonumber(id)
+local found = redis.call('HMGET', KEYS[1], unpack(users))
+for i = 1, #users do
+  if found[i] then
+    ids[i] = tonumber(found[i])
   else
     missing[#missing + 1] = i
   end
@@ -47,10 +56,10 @@ if #missing > 0 then
   for j, i in ipairs(missing) do
     local id = first + j - 1
     ids[i] = id
-    forward[#forward + 1] = ARGV[i]
+    forward[#forward + 1] = users[i]
     forward[#forward + 1] = id
     backward[#backward + 1] = id
-    backward[#backward + 1] = ARGV[i]
+    backward[#backward + 1] = users[i]
     redis.call('SETBIT', KEYS[4], id, 1)
   end
   redis.call('HSET', KEYS[1], unpack(forward))
@@ -65,6 +74,18 @@ return table.concat(packed)
 #: The most users per ASSIGN_IDS call: Lua's unpack has a stack limit (8,000 values), and a
 #: call of new users stays around 3 ms in Redis (5 µs a new user, measured).
 ID_CHUNK = 500
+
+
+def _packed(names: list[str]) -> bytes:
+    """
+    Users as ASSIGN_IDS takes them: each a little-endian 32-bit length and its UTF-8 bytes.
+    """
+    parts = []
+    for name in names:
+        encoded = name.encode("utf-8", "surrogatepass")
+        parts.append(struct.pack("<I", len(encoded)))
+        parts.append(encoded)
+    return b"".join(parts)
 
 
 def _first_failure(failure: Failure) -> Failure:
@@ -141,7 +162,14 @@ class UserIds:
         replies = await gatherResults(
             [
                 self._link.execute(
-                    "EVAL", ASSIGN_IDS, 4, USER_IDS, USER_NAMES, USER_NEXT, USERS_KNOWN, *chunk
+                    "EVAL",
+                    ASSIGN_IDS,
+                    4,
+                    USER_IDS,
+                    USER_NAMES,
+                    USER_NEXT,
+                    USERS_KNOWN,
+                    _packed(chunk),
                 )
                 for chunk in chunks
             ],
