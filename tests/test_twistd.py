@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,20 +17,6 @@ from .twistd_process import TWISTD, Twistd, live_processes_mentioning, run_twist
 
 #: twistd re-raises SIGTERM after a clean shutdown, so the exit status says "terminated".
 CLEAN_EXIT = (0, -signal.SIGTERM)
-
-
-@pytest.fixture
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # Short paths: the embedded Redis socket lives in the data directory.
-    return Path(tmp_path_factory.mktemp("tw"))
-
-
-@pytest.fixture
-def servers() -> Iterator[list[Twistd]]:
-    started: list[Twistd] = []
-    yield started
-    for server in started:
-        server.stop()
 
 
 def test_twistd_lists_the_plugin(tmp_path: Path) -> None:

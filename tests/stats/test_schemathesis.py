@@ -10,29 +10,12 @@ import contextlib
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from ..twistd_process import Twistd
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 TOKEN = "schemathesis-token-0123456789"
-
-
-@pytest.fixture
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # A short path: the embedded Redis socket lives in the data directory.
-    return Path(tmp_path_factory.mktemp("st"))
-
-
-@pytest.fixture
-def servers() -> Iterator[list[Twistd]]:
-    started: list[Twistd] = []
-    yield started
-    for server in started:
-        server.stop()
 
 
 def run_schemathesis(url: str, *options: str) -> str:

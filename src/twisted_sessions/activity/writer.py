@@ -23,8 +23,6 @@ bitmap needs calls of its own; the rhythm, the bounds and the spool are the same
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import struct
 from collections.abc import Hashable
 from datetime import UTC, datetime
@@ -32,14 +30,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..interfaces import IFlushable
 from ..storage.keys import ACTIVITY_EVENTS, USERS_KNOWN, activity_hll_key, activity_key
 from ..storage.link import RedisTimeout, RedisUnavailable
+from ..storage.writebehind import WriteBehind
 from .periods import Period, Scale
 
 if TYPE_CHECKING:
@@ -138,7 +135,7 @@ def pack(offsets: list[int]) -> bytes:
 
 
 @implementer(IFlushable)
-class MarkWriter:
+class MarkWriter(WriteBehind):
     """
     Coalesces marks and writes them as bitmaps and HyperLogLogs.
 
@@ -155,6 +152,11 @@ class MarkWriter:
     """
 
     _log = Logger()
+    noun = "activity marks"
+    backlog_full = (
+        "activity backlog full ({limit} marks, Redis unreachable?): dropping marks; "
+        "{dropped} dropped so far"
+    )
 
     def __init__(
         self,
@@ -169,25 +171,14 @@ class MarkWriter:
         for scale in scales:
             if scale not in ("hour", "day", "week", "month", "unique"):
                 raise ValueError(f"marks land in hour, day, week, month or unique, not {scale!r}")
-        self._clock = clock
+        super().__init__(clock, flush_interval, max_pending, spool_path)
         self._link = link
         self.ids = ids
         self.scales = scales
-        self.flush_interval = flush_interval
-        self.max_pending = max_pending
-        self.spool_path = spool_path
-        self.writer_id = secrets.token_hex(8)
         #: (event, hour since the epoch) to the users marked in it, not yet written.
         self._pending: dict[tuple[str, int], set[Hashable]] = {}
         self._size = 0
         self._in_flight = 0
-        self._loop: LoopingCall | None = None
-        self._sending: Deferred[None] | None = None
-        self._waiters: list[Deferred[None]] = []
-        self._replayed: list[Path] = []
-        self._waiting = False
-        self.dropped = 0
-        self._last_drop_warning = -float("inf")
         self.marks_written = 0
         self.calls_sent = 0
 
@@ -214,57 +205,6 @@ class MarkWriter:
         users.add(user)
         self._size += 1
 
-    def _drop(self) -> None:
-        self.dropped += 1
-        now = self._clock.seconds()
-        if now - self._last_drop_warning >= 60:
-            self._last_drop_warning = now
-            self._log.warn(
-                "activity backlog full ({limit} marks, Redis unreachable?): dropping marks; "
-                "{dropped} dropped so far",
-                limit=self.max_pending,
-                dropped=self.dropped,
-            )
-
-    def start(self) -> None:
-        """
-        Replay the spools of a previous run, then flush every ``flush_interval`` seconds.
-        """
-        self._replay_spool()
-        loop = LoopingCall(self.send)
-        loop.clock = self._clock
-        self._loop = loop
-        loop.start(self.flush_interval, now=False).addErrback(
-            lambda failure: self._log.failure("activity flush loop stopped", failure)
-        )
-
-    def stop(self) -> None:
-        """
-        Stop the periodic flushes (call :meth:`flush` for the last one).
-        """
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-
-    def send(self) -> Deferred[None]:
-        """
-        Write what is pending; if Redis cannot take it now, it stays pending (whole) for the
-        next flush. Never two sendings at once: a call during one waits for it.
-        """
-        waiter: Deferred[None] = Deferred()
-        self._waiters.append(waiter)
-        if self._sending is None:
-            self._sending = Deferred.fromCoroutine(self._send())
-            self._sending.addBoth(self._sent)
-        return waiter
-
-    def _sent(self, result: object) -> None:
-        self._sending = None
-        if isinstance(result, Failure):
-            self._log.failure("writing activity marks failed", result)
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            waiter.callback(None)
-
     async def _send(self) -> None:
         if not self._pending:
             return
@@ -277,12 +217,7 @@ class MarkWriter:
         except (RedisUnavailable, RedisTimeout) as error:
             self._in_flight = 0
             self._merge_back(writing)
-            if not self._waiting:
-                self._waiting = True
-                self._log.info(
-                    "activity marks wait for Redis ({error}); they are written when it is back",
-                    error=str(error),
-                )
+            self._redis_away(error)
             return
         except Exception:
             self._in_flight = 0
@@ -290,12 +225,8 @@ class MarkWriter:
             raise
         self._in_flight = 0
         self.marks_written += size
-        if self._waiting:
-            self._waiting = False
-            self._log.info("activity marks are written again")
-        spools, self._replayed = self._replayed, []
-        for path in spools:
-            path.unlink(missing_ok=True)
+        self._redis_back(self.backlog)
+        self._spools_written()
 
     def _merge_back(self, writing: dict[tuple[str, int], set[Hashable]]) -> None:
         """
@@ -365,56 +296,19 @@ class MarkWriter:
         if self._pending:
             self._spool()
 
-    @property
-    def own_spool(self) -> Path | None:
-        path = self.spool_path
-        if path is None:
-            return None
-        return path.with_name(f"{path.stem}-{self.writer_id}{path.suffix}")
-
     def _spool(self) -> None:
-        own = self.own_spool
-        if own is None:
-            self._log.error(
-                "{count} activity marks could not be written and there is no spool file: "
-                "they are lost",
-                count=self._size,
-            )
-            return
-        own.parent.mkdir(parents=True, exist_ok=True)
-        temporary = own.with_suffix(".writing")
-        with temporary.open("w", encoding="utf-8") as spool:
-            for (event, hour), users in self._pending.items():
-                kept = [u if isinstance(u, int) else str(u) for u in users]
-                spool.write(json.dumps([event, hour, kept]) + "\n")
-            spool.flush()
-            os.fsync(spool.fileno())
-        temporary.replace(own)
-        self._log.warn(
-            "Redis unreachable at shutdown: {count} activity marks spooled to {path}, "
-            "replayed at the next start",
-            count=self._size,
-            path=str(own),
-        )
-        self._pending.clear()
-        self._size = 0
+        lines = [
+            json.dumps([event, hour, [u if isinstance(u, int) else str(u) for u in users]])
+            for (event, hour), users in self._pending.items()
+        ]
+        if self._write_spool(lines, self._size):
+            self._pending.clear()
+            self._size = 0
 
-    def _replay_spool(self) -> None:
-        path = self.spool_path
-        if path is None or not path.parent.is_dir():
-            return
-        for spooled in sorted(path.parent.glob(f"{path.stem}*{path.suffix}")):
-            try:
-                lines = spooled.read_text(encoding="utf-8").splitlines()
-            except OSError as error:
-                self._log.error(
-                    "cannot read activity spool {path}: {error}",
-                    path=str(spooled),
-                    error=str(error),
-                )
-                continue
-            count = 0
-            for line in lines:
+    def _replay(self, files: list[Path]) -> None:
+        count = 0
+        for spooled in files:
+            for line in spooled.read_text(encoding="utf-8").splitlines():
                 try:
                     event, hour, users = json.loads(line)
                 except (ValueError, TypeError):
@@ -427,7 +321,8 @@ class MarkWriter:
                 for user in users:
                     self.add(event, user, hour * 3600)
                     count += 1
-            self._replayed.append(spooled)
-            self._log.info(
-                "replaying {count} activity marks from {path}", count=count, path=str(spooled)
-            )
+        self._log.info(
+            "replaying {count} spooled activity marks from {files} spool file(s)",
+            count=count,
+            files=len(files),
+        )

@@ -17,21 +17,18 @@ to a spool file, replayed (idempotently) at the next start.
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 from twisted.internet.defer import Deferred
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..interfaces import IFlushable
 from ..storage.keys import batch_key, hash_tag
 from ..storage.link import RedisTimeout, RedisUnavailable
+from ..storage.writebehind import WriteBehind
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
@@ -192,7 +189,7 @@ class Batch:
 
 
 @implementer(IFlushable)
-class CounterWriter:
+class CounterWriter(WriteBehind):
     """
     Writes metrica counts to Redis through ``link``, coalesced and idempotent.
 
@@ -210,6 +207,11 @@ class CounterWriter:
     """
 
     _log = Logger()
+    noun = "counter batches"
+    backlog_full = (
+        "counter backlog full ({limit} counters, Redis unreachable?): dropping kicks; "
+        "{dropped} dropped so far"
+    )
 
     def __init__(
         self,
@@ -220,27 +222,14 @@ class CounterWriter:
         chunk: int = 5_000,
         spool_path: Path | None = None,
     ) -> None:
-        self._clock = clock
+        super().__init__(clock, flush_interval, max_pending, spool_path)
         self._link = link
-        self.flush_interval = flush_interval
-        self.max_pending = max_pending
         self.chunk = chunk
-        self.spool_path = spool_path
-        # Whether batches are waiting for Redis (logged once per outage).
-        self._waiting = False
-        # The spool files this writer replayed, removed once their batches are written.
-        self._replayed: list[Path] = []
-        self.writer_id = secrets.token_hex(8)
         self._pending: dict[tuple[Expandable, int, tuple[Any, ...]], list[int]] = {}
         self._first_seen: dict[tuple[str, str], float] = {}
         self._batches: list[Batch] = []
         self._batched_size = 0
         self._next_number = 0
-        self._loop: LoopingCall | None = None
-        self._sending: Deferred[None] | None = None
-        self._waiters: list[Deferred[None]] = []
-        self.dropped = 0
-        self._last_drop_warning = -float("inf")
         self.batches_written = 0
         self.commands_sent = 0
         self.bytes_sent = 0
@@ -271,30 +260,6 @@ class CounterWriter:
         Record that a stored axis saw ``member`` at ``when`` (kept if it is the first time).
         """
         self._first_seen.setdefault((zset_key, member), when)
-
-    def _drop(self) -> None:
-        self.dropped += 1
-        now = self._clock.seconds()
-        if now - self._last_drop_warning >= 60:
-            self._last_drop_warning = now
-            self._log.warn(
-                "counter backlog full ({limit} counters, Redis unreachable?): dropping kicks; "
-                "{dropped} dropped so far",
-                limit=self.max_pending,
-                dropped=self.dropped,
-            )
-
-    def start(self) -> None:
-        """
-        Replay the spool of a previous run, then flush every ``flush_interval`` seconds.
-        """
-        self._replay_spool()
-        loop = LoopingCall(self._tick)
-        loop.clock = self._clock
-        self._loop = loop
-        loop.start(self.flush_interval, now=False).addErrback(
-            lambda failure: self._log.failure("counter flush loop stopped", failure)
-        )
 
     async def _tick(self) -> None:
         self.seal()
@@ -351,27 +316,6 @@ class CounterWriter:
         self._batches.append(batch)
         self._batched_size += len(batch.increments)
 
-    def send(self) -> Deferred[None]:
-        """
-        Send the sealed batches in order, stopping at the first that cannot be written now
-        (it is retried, with the same id, at the next flush). Never two sendings at once: a
-        call during a sending waits for it.
-        """
-        waiter: Deferred[None] = Deferred()
-        self._waiters.append(waiter)
-        if self._sending is None:
-            self._sending = Deferred.fromCoroutine(self._send())
-            self._sending.addBoth(self._sent)
-        return waiter
-
-    def _sent(self, result: object) -> None:
-        self._sending = None
-        if isinstance(result, Failure):
-            self._log.failure("writing counter batches failed", result)
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            waiter.callback(None)
-
     async def _send(self) -> None:
         while self._batches:
             batch = self._batches[0]
@@ -379,30 +323,15 @@ class CounterWriter:
             try:
                 await self._link.execute("EVAL", APPLY_BATCH, len(keys), *keys, *argv)
             except (RedisUnavailable, RedisTimeout) as error:
-                # Once per outage (the link logs the outage itself), not once a flush.
-                if not self._waiting:
-                    self._waiting = True
-                    self._log.info(
-                        "counter batches wait for Redis ({error}); they are written when it "
-                        "is back",
-                        error=str(error),
-                    )
+                self._redis_away(error)
                 return
             self._batches.pop(0)
             self._batched_size -= len(batch.increments)
-            if self._waiting:
-                self._waiting = False
-                self._log.info(
-                    "counter batches are written again ({count} still waiting)",
-                    count=len(self._batches),
-                )
+            self._redis_back(len(self._batches))
             self.batches_written += 1
             self.commands_sent += 1
             self.bytes_sent += sum(len(str(a)) for a in (*keys, *argv)) + len(APPLY_BATCH)
-        # Everything the spools held is written now.
-        spools, self._replayed = self._replayed, []
-        for path in spools:
-            path.unlink(missing_ok=True)
+        self._spools_written()
 
     def flush(self) -> Deferred[None]:
         """
@@ -416,67 +345,19 @@ class CounterWriter:
         if self._batches:
             self._spool()
 
-    def stop(self) -> None:
-        """
-        Stop the periodic flushes (call :meth:`flush` for the last one).
-        """
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-
-    @property
-    def own_spool(self) -> Path | None:
-        """
-        The file this writer spools to at shutdown (``None`` without a ``spool_path``).
-        """
-        path = self.spool_path
-        if path is None:
-            return None
-        return path.with_name(f"{path.stem}-{self.writer_id}{path.suffix}")
-
     def _spool(self) -> None:
-        own = self.own_spool
-        if own is None:
-            self._log.error(
-                "{count} counter batches could not be written and there is no spool file: "
-                "they are lost",
-                count=len(self._batches),
-            )
-            return
-        own.parent.mkdir(parents=True, exist_ok=True)
-        # Through a temporary file: a crash while writing leaves no half a spool to replay.
-        temporary = own.with_suffix(".writing")
-        with temporary.open("w", encoding="utf-8") as spool:
-            for batch in self._batches:
-                spool.write(batch.to_json() + "\n")
-            spool.flush()
-            os.fsync(spool.fileno())
-        temporary.replace(own)
-        self._log.warn(
-            "Redis unreachable at shutdown: {count} counter batches spooled to {path}, "
-            "replayed at the next start",
-            count=len(self._batches),
-            path=str(own),
-        )
-        self._batches.clear()
-        self._batched_size = 0
+        lines = [batch.to_json() for batch in self._batches]
+        if self._write_spool(lines, len(self._batches)):
+            self._batches.clear()
+            self._batched_size = 0
 
-    def _replay_spool(self) -> None:
-        path = self.spool_path
-        if path is None or not path.parent.is_dir():
-            return
-        # Every writer's spool (and a single-file spool of an older version, ``counters.spool``
-        # itself). Each file stays until its batches are written: a crash before then replays
-        # it again, which the batch ids make harmless.
-        files = sorted(path.parent.glob(f"{path.stem}*{path.suffix}"))
-        if not files:
-            return
+    def _replay(self, files: list[Path]) -> None:
         batches = [
             Batch.from_json(line)
             for spool in files
             for line in spool.read_text(encoding="utf-8").splitlines()
             if line
         ]
-        self._replayed = files
         self._batches[:0] = batches
         self._batched_size += sum(len(b.increments) for b in batches)
         self._log.info(
