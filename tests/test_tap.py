@@ -282,14 +282,14 @@ def test_app_from_the_working_directory(tmp_path: Path, monkeypatch: pytest.Monk
 
 def test_activity_options() -> None:
     """
-    Activity is on by default (day, week and month bitmaps, every built-in mark, its own
+    Activity is on by default (day, week, month and ever bitmaps, every built-in mark, its own
     binary Redis link); ``--activity-scales`` and ``--builtin-marks`` choose, ``--no-activity``
     turns it off, and a wrong name is a usage error naming the option and the choices.
     """
     server = build_server(Clock(), parse())
     activity = server.activity
     assert activity is not None and server.site.activity is activity
-    assert activity.writer.scales == ("day", "week", "month")
+    assert activity.writer.scales == ("day", "week", "month", "unique")
     assert activity.builtin == {"active", "user:logged_in", "user:logged_out", "session:started"}
     assert activity.link.binary and activity.link is not server.redis
     chosen = build_server(

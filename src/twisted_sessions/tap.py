@@ -146,7 +146,7 @@ class Options(usage.Options):
         [
             "activity-scales",
             None,
-            "day,week,month",
+            "day,week,month,unique",
             "The bitmaps a mark lands in: day, week, month, and hour and unique if listed.",
         ],
         [

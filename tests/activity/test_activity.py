@@ -45,10 +45,11 @@ class MarkingTests(ActivityTestCase):
         activity.mark("active", 12345678901234, DAY)
         self.assertEqual(activity.writer.backlog, 3)
         await activity.writer.flush()
-        # SADD of the event, 3 bitmaps, the day's HyperLogLog (a week's or a month's estimate
-        # counts the union of its days), and the ids' script.
-        self.assertEqual(activity.writer.calls_sent, 6)
-        for suffix in ("2026-3-4", "W2026-10", "2026-3"):
+        # SADD of the event, 4 bitmaps (day, week, month, ever), the day's and ever's
+        # HyperLogLogs (a week's or a month's estimate counts the union of its days), and the
+        # ids' script.
+        self.assertEqual(activity.writer.calls_sent, 8)
+        for suffix in ("2026-3-4", "W2026-10", "2026-3", "u"):
             data = await activity.link.execute("GET", activity_key("active", suffix))
             self.assertEqual(data, b"\xe0", suffix)  # Ids 0, 1 and 2: one byte.
         self.assertEqual(await activity.link.execute("GET", USER_NEXT), b"3")

@@ -61,8 +61,8 @@ class Activity:
     :param clock: the reactor clock (a mark without ``when`` is now, by it).
     :param link: a *binary* Redis connection (``RedisLink(..., binary=True)``): bitmaps are
         bytes.
-    :param scales: the bitmaps a mark lands in (bitmapist's day, week and month by default;
-        add ``hour`` and ``unique``).
+    :param scales: the bitmaps a mark lands in (day, week, month and ``unique``, "ever", by
+        default; add ``hour``, as bitmapist's ``track_hourly``).
     :param builtin: the built-in marks to make (see :data:`BUILTIN`).
     :param spool_path: where unwritten marks go at shutdown (see :class:`MarkWriter`).
     :param integer_ids: take integer users as their own bit offsets (see :class:`UserIds`).
@@ -72,7 +72,7 @@ class Activity:
         self,
         clock: IReactorTime,
         link: RedisLink,
-        scales: tuple[Scale, ...] = ("day", "week", "month"),
+        scales: tuple[Scale, ...] = ("day", "week", "month", "unique"),
         builtin: Iterable[str] = BUILTIN,
         flush_interval: float = 1.0,
         max_pending: int = 1_000_000,

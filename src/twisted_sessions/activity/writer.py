@@ -142,9 +142,8 @@ class MarkWriter(WriteBehind):
     :param clock: the reactor clock.
     :param link: a binary Redis connection.
     :param ids: the users' dense ids.
-    :param scales: the bitmaps each mark lands in (``day``, ``week``, ``month`` by default,
-        as bitmapist; add ``hour`` and ``unique`` as bitmapist's ``track_hourly`` and
-        ``track_unique``).
+    :param scales: the bitmaps each mark lands in (``day``, ``week``, ``month`` and
+        ``unique``, "ever", by default; add ``hour``, as bitmapist's ``track_hourly``).
     :param flush_interval: seconds between flushes.
     :param max_pending: the most marks (distinct event, hour and user) kept unwritten.
     :param spool_path: where unwritten marks go at shutdown (``activity.spool`` gives
@@ -163,7 +162,7 @@ class MarkWriter(WriteBehind):
         clock: IReactorTime,
         link: RedisLink,
         ids: UserIds,
-        scales: tuple[Scale, ...] = ("day", "week", "month"),
+        scales: tuple[Scale, ...] = ("day", "week", "month", "unique"),
         flush_interval: float = 1.0,
         max_pending: int = 1_000_000,
         spool_path: Path | None = None,
