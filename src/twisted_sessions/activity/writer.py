@@ -4,11 +4,13 @@ guarantees.
 
 - A mark is an entry in a set per (event, hour): a user active on 50 pages in a second is one
   entry, and at the flush one ``SETBIT`` per bitmap. Nothing on the caller's path touches Redis.
-- A flush resolves the new users' ids (a script call per 1,000 new users), then sets the
-  bits: per bitmap key, a script of ``SETBIT``\\ s on that one key (so every call is one Redis
-  Cluster slot) and one of ``PFADD``\\ s of the same ids to its HyperLogLog, each with up to
-  5,000 ids packed in one argument. ``SETBIT`` and ``PFADD`` are idempotent: a flush that
-  fails half-way is retried whole, and a mark is never counted twice.
+- A flush resolves the new users' ids (a script call per 500 users not cached here), then
+  sets the bits: per bitmap key, scripts on that one key (so every call is one Redis Cluster
+  slot) that OR in a segment of the bitmap where ids are dense, or set the offsets packed in
+  one argument where they are sparse; and adds the same ids to the day's HyperLogLog (and the
+  hour's and ever's, when those bitmaps are kept), 2,000 a call. ``SETBIT``, the OR and
+  ``PFADD`` are idempotent: a flush that fails half-way is retried whole, and a mark is never
+  counted twice.
 - Bounded while Redis is away: at most ``max_pending`` marks wait; beyond them marks are
   dropped, counted in :attr:`MarkWriter.dropped`, and a warning is logged at most once a minute.
 - At shutdown, marks that cannot be written go to a spool file of this writer's own
@@ -206,6 +208,7 @@ class MarkWriter(WriteBehind):
 
     async def _send(self) -> None:
         if not self._pending:
+            self._spools_written()  # A replayed spool that held nothing.
             return
         # What this sending writes; marks made meanwhile go to a fresh pending map.
         writing, self._pending = self._pending, {}
