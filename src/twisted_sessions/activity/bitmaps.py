@@ -19,13 +19,14 @@ bit up to the last byte": ``~active`` is the known users who were not active.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred
 
 from ..storage.keys import USERS_KNOWN, activity_hll_key, activity_key, check_event
+from ..storage.link import gather
 from .periods import Period
 
 if TYPE_CHECKING:
@@ -163,15 +164,13 @@ class Events(Expression):
 
     def value(self) -> Deferred[int]:
         async def combine() -> int:
-            values = await gatherResults(
-                [self.reader.bitmap(key) for key in self.keys], consumeErrors=True
-            )
+            values = await gather([self.reader.bitmap(key) for key in self.keys])
             result = 0
             for value in values:
                 result |= value
             return result
 
-        return _unwrapped(combine)
+        return Deferred.fromCoroutine(combine())
 
     def estimate(self) -> Deferred[int]:
         """
@@ -233,31 +232,9 @@ class Operation(Expression):
     def value(self) -> Deferred[int]:
         async def evaluate() -> int:
             if self.operator == "not":
-                known, value = await gatherResults(
-                    [Known(self.reader).value(), self.operands[0].value()], consumeErrors=True
-                )
+                known, value = await gather([Known(self.reader).value(), self.operands[0].value()])
                 return int(known) & ~int(value)
-            left, right = await gatherResults(
-                [operand.value() for operand in self.operands], consumeErrors=True
-            )
+            left, right = await gather([operand.value() for operand in self.operands])
             return _COMBINE[self.operator](left, right)
 
-        return _unwrapped(evaluate)
-
-
-def _unwrapped(produce: Callable[[], Awaitable[Any]]) -> Deferred[Any]:
-    """
-    Run ``produce``; a failure of one of its parallel reads is raised as itself (a
-    ``RedisUnavailable``), not wrapped in ``FirstError``.
-    """
-
-    async def run() -> Any:
-        try:
-            return await produce()
-        except Exception as error:
-            inner = getattr(error, "subFailure", None)
-            if inner is not None:
-                inner.raiseException()
-            raise
-
-    return Deferred.fromCoroutine(run())
+        return Deferred.fromCoroutine(evaluate())

@@ -14,10 +14,8 @@ import struct
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from twisted.internet.defer import gatherResults
-from twisted.python.failure import Failure
-
 from ..storage.keys import USER_IDS, USER_NAMES, USER_NEXT, USERS_KNOWN
+from ..storage.link import gather
 
 if TYPE_CHECKING:
     from ..storage.link import RedisLink
@@ -88,14 +86,6 @@ def _packed(names: list[str]) -> bytes:
     return b"".join(parts)
 
 
-def _first_failure(failure: Failure) -> Failure:
-    """
-    The failure of the first call that failed, not gatherResults' ``FirstError``.
-    """
-    inner = getattr(failure.value, "subFailure", None)
-    return inner if inner is not None else failure
-
-
 class UserIds:
     """
     Dense ids for users, assigned in Redis and cached here.
@@ -159,7 +149,7 @@ class UserIds:
         chunks = [names[at : at + ID_CHUNK] for at in range(0, len(names), ID_CHUNK)]
         # All chunks sent at once: Redis runs them one after the other, while this side
         # encodes the next and decodes the last.
-        replies = await gatherResults(
+        replies = await gather(
             [
                 self._link.execute(
                     "EVAL",
@@ -173,8 +163,7 @@ class UserIds:
                 )
                 for chunk in chunks
             ],
-            consumeErrors=True,
-        ).addErrback(_first_failure)
+        )
         self.assigned_calls += len(chunks)
         for chunk, reply in zip(chunks, replies, strict=True):
             ids = struct.unpack(f"<{len(chunk)}I", reply)

@@ -31,13 +31,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from ..interfaces import IFlushable
 from ..storage.keys import ACTIVITY_EVENTS, USERS_KNOWN, activity_hll_key, activity_key
-from ..storage.link import RedisTimeout, RedisUnavailable
+from ..storage.link import RedisTimeout, RedisUnavailable, gather
 from ..storage.writebehind import WriteBehind
 from .periods import Period, Scale
 
@@ -275,14 +275,7 @@ class MarkWriter(WriteBehind):
                 packed = pack(ordered[at : at + HLL_CHUNK])
                 calls.append(self._link.execute("EVAL", ADD_TO_HLL, 1, key, packed))
         self.calls_sent += len(calls) + 1
-        try:
-            await gatherResults(calls, consumeErrors=True)
-        except Exception as error:
-            # gatherResults wraps the first failure: raise what the link raised.
-            inner = getattr(error, "subFailure", None)
-            if inner is not None:
-                inner.raiseException()
-            raise
+        await gather(calls)
 
     def flush(self) -> Deferred[None]:
         """

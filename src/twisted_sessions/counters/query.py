@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred
 
 from ..storage.keys import (
     ALL,
@@ -26,6 +26,7 @@ from ..storage.keys import (
     value_field,
     years_key,
 )
+from ..storage.link import gather
 from .axis import Axis, HierarchicalAxis
 from .timebuckets import Timespan, series
 
@@ -204,12 +205,8 @@ class Query:
             else:
                 children = list(self.span.children())
             field = self._field()
-            pairs = await gatherResults(
-                [
-                    Deferred.fromCoroutine(self._pair(self._key(span), field))
-                    for _, span in children
-                ],
-                consumeErrors=True,
+            pairs = await gather(
+                [Deferred.fromCoroutine(self._pair(self._key(span), field)) for _, span in children]
             )
             return [
                 (label, units, kicks)
@@ -311,9 +308,8 @@ class Query:
         field = self._field()
 
         async def run() -> list[tuple[datetime, int, float, float | None]]:
-            pairs = await gatherResults(
-                [Deferred.fromCoroutine(self._pair(self._key(span), field)) for span in spans],
-                consumeErrors=True,
+            pairs = await gather(
+                [Deferred.fromCoroutine(self._pair(self._key(span), field)) for span in spans]
             )
             return [
                 (span.start(), kicks, self._value(units), self._average(units, kicks))

@@ -13,7 +13,7 @@ It imports nothing else of the package.
 
 from .address import RedisAddress, parse_redis_url
 from .embedded import EmbeddedRedis
-from .link import RedisLink, RedisTimeout, RedisUnavailable
+from .link import RedisLink, RedisTimeout, RedisUnavailable, gather
 
 __all__ = [
     "EmbeddedRedis",
@@ -21,5 +21,6 @@ __all__ = [
     "RedisLink",
     "RedisTimeout",
     "RedisUnavailable",
+    "gather",
     "parse_redis_url",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import txredisapi
-from twisted.internet.defer import Deferred, TimeoutError, fail
+from twisted.internet.defer import Deferred, FirstError, TimeoutError, fail, gatherResults
 from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -39,6 +39,23 @@ class RedisTimeout(Exception):
     """
     A command got no reply within its deadline: it may or may not have been applied.
     """
+
+
+def gather(calls: list[Deferred[Any]]) -> Deferred[list[Any]]:
+    """
+    The results of Redis calls made in parallel, in order; if one fails, the failure is that
+    call's own (a ``RedisUnavailable``, say), not ``gatherResults``' ``FirstError``, so that
+    callers handle an outage of many calls as they handle one.
+    """
+
+    def first(failure: Failure) -> Failure:
+        error = failure.value
+        if isinstance(error, FirstError):
+            inner: Failure = error.subFailure
+            return inner
+        return failure
+
+    return gatherResults(calls, consumeErrors=True).addErrback(first)
 
 
 class RedisLink:
