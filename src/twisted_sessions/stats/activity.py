@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
 
+from twisted.internet.defer import Deferred
 from twisted.web.resource import Resource
 
 from ..activity.bitmaps import Expression
 from ..activity.periods import SCALES, Period
-from .params import parse_moment
+from ..storage.keys import check_event
+from ..storage.link import gather
+from .params import next_page, parse_moment
 from .responses import ErrorLeaf, JSONLeaf, StatsError, Text
-from .routes import ACTIVITY, ACTIVITY_LIST, COHORT, EVENT_PATTERN, MAX_POINTS
+from .routes import ACTIVITY, ACTIVITY_LIST, COHORT, MAX_POINTS
 
 if TYPE_CHECKING:
     from ..activity.tracker import Activity
@@ -37,8 +38,10 @@ class ActivityResource(Resource):
         if path == b"":
             return self._index
         name = path.decode("utf-8", "replace")
-        if not re.fullmatch(EVENT_PATTERN, name):
-            return ErrorLeaf(400, f"bad event {name[:40]!r}: 1 to 100 letters, digits or ': _ . -'")
+        try:
+            check_event(name)
+        except ValueError as error:
+            return ErrorLeaf(400, f"bad event: {error}")
         return JSONLeaf(lambda request: self._event(request, name))
 
     def render(self, request: Any) -> Any:
@@ -65,12 +68,12 @@ class ActivityResource(Resource):
                 except (OverflowError, ValueError):
                     break  # Nothing comes after 9999.
             if len(periods) > MAX_POINTS:
-                following = _next_page(request, periods[MAX_POINTS].start.isoformat())
+                following = next_page(request, periods[MAX_POINTS].start.isoformat())
                 periods = periods[:MAX_POINTS]
         combined = any(name in given for name in ("and", "or", "not"))
         reader = self.activity.reader()
-        points = []
-        for period in periods:
+
+        async def point(period: Period) -> dict[str, Any]:
             base = self.activity.events(event, period, reader)
             found: Expression = base
             if "and" in given:
@@ -79,25 +82,17 @@ class ActivityResource(Resource):
                 found = found | self.activity.events(given["or"], period, reader)
             if "not" in given:
                 found = found & ~self.activity.events(given["not"], period, reader)
-            points.append(
-                {
-                    "period": period.label,
-                    "start": period.start.isoformat(),
-                    "users": await found.count(),
-                    # The HyperLogLog estimate: one cheap read, for a plain event only.
-                    "estimate": None if combined else await base.estimate(),
-                }
-            )
+            return {
+                "period": period.label,
+                "start": period.start.isoformat(),
+                "users": await found.count(),
+                # The HyperLogLog estimate: one cheap read, for a plain event only.
+                "estimate": None if combined else await base.estimate(),
+            }
+
+        # Every point's reads in flight at once, not a round trip after another.
+        points = await gather([Deferred.fromCoroutine(point(period)) for period in periods])
         return {"event": event, "scale": scale, "points": points, "next": following}
-
-
-def _next_page(request: Any, since: str) -> str:
-    args = {
-        key.decode(): values[0].decode() for key, values in request.args.items() if key != b"since"
-    }
-    args["since"] = since
-    path = "/" + "/".join(p.decode("utf-8", "replace") for p in request.prepath if p)
-    return path + "?" + urlencode(args)
 
 
 def cohort_leaf(activity: Activity) -> JSONLeaf:

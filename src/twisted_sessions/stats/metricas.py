@@ -6,12 +6,11 @@ axis or by finer time unit (``/iterate``), and a series over time (``/timeserie`
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
 
 from twisted.web.resource import Resource
 
 from ..counters.timebuckets import series
-from .params import metrica_query, parse_moment
+from .params import metrica_query, next_page, parse_moment
 from .responses import ErrorLeaf, JSONLeaf, StatsError
 from .routes import ITERATE, MAX_POINTS, METRICAS, SUMMARY, TIMESERIE
 
@@ -119,7 +118,7 @@ class MetricaResource(Resource):
             spans = series(since, until, scale, limit=MAX_POINTS + 1)
             if len(spans) > MAX_POINTS:
                 # Cut at the last point's start, which is past since: there are two or more.
-                following = self._next_page(request, spans[MAX_POINTS].start().isoformat())
+                following = next_page(request, spans[MAX_POINTS].start().isoformat())
                 until = spans[MAX_POINTS - 1].start()
             points = await query.timeserie_points(since, until, scale)
         return {
@@ -131,17 +130,3 @@ class MetricaResource(Resource):
             ],
             "next": following,
         }
-
-    @staticmethod
-    def _next_page(request: Any, since: str) -> str:
-        """
-        The same timeserie, from where this answer stops.
-        """
-        args = {
-            key.decode(): values[0].decode()
-            for key, values in request.args.items()
-            if key != b"since"
-        }
-        args["since"] = since
-        path = "/" + "/".join(p.decode("utf-8", "replace") for p in request.prepath if p)
-        return path + "?" + urlencode(args)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from ..counters.axis import HierarchicalAxis
 from ..counters.timebuckets import Timespan
@@ -65,3 +66,16 @@ def parse_moment(text: str) -> datetime:
     except OverflowError:
         edge = datetime.min if moment.year == 1 else datetime.max
         return edge.replace(tzinfo=UTC)
+
+
+def next_page(request: Any, since: str) -> str:
+    """
+    The URL of the same series from ``since`` on: where an answer cut at its most points goes
+    on (every other parameter as given).
+    """
+    args = {
+        key.decode(): values[0].decode() for key, values in request.args.items() if key != b"since"
+    }
+    args["since"] = since
+    path = "/" + "/".join(p.decode("utf-8", "replace") for p in request.prepath if p)
+    return path + "?" + urlencode(args)
