@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from twisted.internet.defer import Deferred
 
+from ..storage.link import gather
 from .bitmaps import BitmapReader, Events, Expression
 from .periods import TIME_GROUPS, Period
 
@@ -40,6 +41,23 @@ async def _breathe(clock: IReactorTime | None) -> None:
         pause: Deferred[None] = Deferred()
         clock.callLater(0, pause.callback, None)
         await pause
+
+
+async def _prefetch(
+    reader: BitmapReader, events: tuple[str | None, ...], periods: list[Period]
+) -> None:
+    """
+    Fetch every bitmap a table reads, all in flight at once (a table of 12 weeks reads 36),
+    rather than one round trip after another as the cells ask for them.
+    """
+    keys = {
+        key
+        for event in events
+        if event
+        for period in periods
+        for key in Events(reader, event, period).keys
+    }
+    await gather([reader.bitmap(key) for key in sorted(keys)])
 
 
 def _select(reader: BitmapReader, event: str, extra: str | None, period: Period) -> Expression:
@@ -90,6 +108,11 @@ async def dates_data(
         num_results = 3  # As bitmapist does, whatever is asked.
     first = Period.of(moment, scale).delta(-(num_results - 1))
     reader = BitmapReader(link)
+    await _prefetch(
+        reader,
+        (select1, select1b, select2, select2b),
+        [first.delta(step) for step in range(num_results + num_of_rows)],
+    )
     rows: list[list[Any]] = []
     for index in range(num_results):
         await _breathe(clock)
@@ -176,6 +199,11 @@ async def cohort_table(
     current = Period.of(moment, scale)
     first = current.delta(-(num_rows - 1))
     reader = BitmapReader(link)
+    await _prefetch(
+        reader,
+        (primary, primary_and, secondary, secondary_and),
+        [first.delta(step) for step in range(num_rows)],
+    )
     periods, totals, rows = [], [], []
     for index in range(num_rows):
         await _breathe(clock)

@@ -211,6 +211,15 @@ def _axis_schema(name: str, axis: Any) -> dict[str, Any]:
 # -- the parameters -------------------------------------------------------------------------
 
 
+def _no_such_day(year: int, month: int, day: int) -> str | None:
+    """
+    The problem with a day the month does not have (``None`` if it has it).
+    """
+    if day <= calendar.monthrange(year, month)[1]:
+        return None
+    return f"day {day} does not exist in {year:04d}-{month:02d}"
+
+
 def _explain_timespan(text: str) -> str | None:
     """
     Why a timespan that looks like one is not: the date it names does not exist.
@@ -218,8 +227,8 @@ def _explain_timespan(text: str) -> str | None:
     shape = re.fullmatch(r"([0-9]{4})-([0-9]{2})-([0-9]{2})(T[0-9]{2})?", text)
     if shape:
         year, month, day = (int(part) for part in shape.groups()[:3])
-        if year >= 1 and 1 <= month <= 12 and day > calendar.monthrange(year, month)[1]:
-            return f"day {day} does not exist in {year:04d}-{month:02d}"
+        if year >= 1 and 1 <= month <= 12:
+            return _no_such_day(year, month, day)
     return None
 
 
@@ -259,9 +268,7 @@ def _day_missing(given: Mapping[str, Any]) -> str | None:
     year, month, day = given.get("year"), given.get("month"), given.get("day")
     if year is None or month is None or day is None:
         return None
-    if day <= calendar.monthrange(year, month)[1]:
-        return None
-    return f"day {day} does not exist in {year:04d}-{month:02d}"
+    return _no_such_day(year, month, day)
 
 
 def _has(*names: str) -> dict[str, Any]:
