@@ -174,6 +174,31 @@ class RedisLinkTests(TestCase):
         """
         return Deferred.fromCoroutine(self._closing_is_not_an_outage())
 
+    async def _closing_fails_waiting_commands(self) -> None:
+        missing = RedisAddress(path=str(Path(tempfile.gettempdir()) / "ts-no-such-redis.sock"))
+        link = RedisLink(reactor, missing, deadline=5, health_interval=10)
+        link.connect()
+        waiting = link.execute("PING")
+        started = time.monotonic()
+        await link.disconnect()
+        with self.assertRaises(RedisUnavailable):
+            await waiting
+        self.assertLess(time.monotonic() - started, 1)
+        # The command's five-second deadline is not left pending in the reactor.
+        deadlines = [
+            call
+            for call in reactor.getDelayedCalls()
+            if call.getTime() > started + 4 and "timeItOut" in repr(call)
+        ]
+        self.assertEqual(deadlines, [])
+
+    def test_closing_fails_waiting_commands(self) -> Deferred[None]:
+        """
+        A command still waiting for the link's first connection fails as soon as the link is
+        closed (at shutdown), instead of holding the shutdown for its deadline.
+        """
+        return Deferred.fromCoroutine(self._closing_fails_waiting_commands())
+
 
 def test_password_never_shown() -> None:
     """

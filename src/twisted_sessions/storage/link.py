@@ -268,6 +268,14 @@ class RedisLink:
         self._closing = True
         if self._health is not None and self._health.running:
             self._health.stop()
+        # Commands still waiting for a first connection fail now, not at their deadline:
+        # nothing of this link outlives its closing (not even a pending timeout).
+        waiters, self._first_waiters = self._first_waiters, []
+        for waiter in waiters:
+            if not waiter.called:
+                waiter.errback(
+                    RedisUnavailable(f"the link to Redis at {self.address.describe()} is closed")
+                )
         factory, self._factory = self._factory, None
         if factory is None:
             return
