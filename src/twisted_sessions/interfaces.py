@@ -73,6 +73,12 @@ class ClusteredSession(Protocol):
         Which of the user's sessions this is: 0 for the first the clusterer saw.
         """
 
+    @property
+    def end_reason(self) -> str:
+        """
+        Why it ended: ``cutoff``, ``evicted``, ``logout`` or ``shutdown``.
+        """
+
 
 class IRequestObserver(Interface):
     """

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .interfaces import IFlushable
     from .storage.embedded import EmbeddedRedis
     from .storage.link import RedisLink
+    from .streams import Streams
     from .web.site import Site
 
 
@@ -74,6 +75,8 @@ class SessionServer(Service):
         self.counters: CounterStore | None = None
         #: Where activity is marked, when the server has it (its own, binary, Redis link).
         self.activity: Activity | None = None
+        #: The live streams, when the server has them (two binary Redis links of their own).
+        self.streams: Streams | None = None
         #: Where the stats tree is mounted, and who may read it (``StatsAccess.mode``), for
         #: the startup log; ``None`` without a stats tree.
         self.stats_path: str | None = None
@@ -121,6 +124,8 @@ class SessionServer(Service):
             self.counters.writer.start()
         if self.activity is not None:
             self.activity.writer.start()
+        if self.streams is not None:
+            self.streams.start()
         embedded = self.embedded
         if embedded is None:
             self._connect()
@@ -138,6 +143,9 @@ class SessionServer(Service):
         self.redis.connect()
         if self.activity is not None:
             self.activity.link.connect()
+        if self.streams is not None:
+            self.streams.link.connect()
+            self.streams.blocking.connect()
 
     def stopService(self) -> Deferred[None]:
         """
@@ -162,6 +170,10 @@ class SessionServer(Service):
             self.counters.writer.stop()  # The flush below is the last one.
         if self.activity is not None:
             self.activity.writer.stop()
+        if self.streams is not None:
+            # Stream clients are told the stream ended: they resume (Last-Event-ID) elsewhere
+            # or here after the restart; the writer's last flush is among the flushables.
+            self.streams.stop()
         expired = self.site.expire_all(EndReason.SHUTDOWN)
         self._log.info("shutdown: expired {count} live session(s)", count=expired)
         if self.clusterer is not None:
@@ -180,6 +192,13 @@ class SessionServer(Service):
                 remaining(reserve),
                 "close the activity's Redis link",
             )
+        if self.streams is not None:
+            for link in (self.streams.link, self.streams.blocking):
+                await self._bounded(
+                    Deferred.fromCoroutine(link.disconnect()),
+                    remaining(reserve),
+                    "close a stream Redis link",
+                )
         if self.embedded is not None and self.embedded.running:
             await self._bounded(self.embedded.stopService(), remaining(), "stop embedded Redis")
         self._log.info("shutdown complete")

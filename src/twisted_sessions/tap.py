@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import importlib.util
 import os
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +38,7 @@ from .stats.resource import StatsResource
 from .storage.address import RedisAddress, parse_redis_url
 from .storage.embedded import EmbeddedRedis, RedisServerNotFound, find_redis_server
 from .storage.link import RedisLink
+from .streams import BUILTIN_STREAMS, Streams
 from .web.cookies import CookiePolicy
 from .web.landing import LandingPage
 from .web.site import DEFAULT_MAX_SESSIONS, Site
@@ -155,6 +157,29 @@ class Options(usage.Options):
             ",".join(BUILTIN),
             "The built-in activity marks to make (comma-separated; empty for none).",
         ],
+        [
+            "streams",
+            None,
+            ",".join(BUILTIN_STREAMS),
+            "The built-in live streams to publish (comma-separated; empty for none).",
+        ],
+        ["stream-history", None, "604800", "Seconds of events each stream keeps (7 days)."],
+        ["stream-max-length", None, "100000", "The most events each stream keeps."],
+        ["stream-heartbeat", None, "15", "Seconds between keep-alive comments on a stream."],
+        ["stream-max-clients", None, "1000", "The most stream clients connected at once."],
+        [
+            "stream-max-clients-per-ip",
+            None,
+            "100",
+            "The most stream clients connected at once from one address.",
+        ],
+        [
+            "stream-client-buffer",
+            None,
+            str(1024 * 1024),
+            "Bytes held back for a stream client that does not read, before it is dropped.",
+        ],
+        ["stream-domain", None, None, "The meta.domain of stream events (this host's name)."],
         ["shutdown-timeout", None, "10", "Seconds the shutdown (expire, flush, stop) may take."],
         ["redis-deadline", None, "2", "Seconds any Redis command may take."],
     ]
@@ -171,6 +196,7 @@ class Options(usage.Options):
         ["no-count-requests", None, "Do not keep the built-in requests metrica."],
         ["no-count-sessions", None, "Do not keep the built-in sessions metricas."],
         ["no-activity", None, "Do not mark activity (bitmaps, cohorts): no site.activity."],
+        ["no-streams", None, "Serve no live streams: no site.streams, no /stats/stream."],
     ]
 
     def __init__(self) -> None:
@@ -219,7 +245,14 @@ class Options(usage.Options):
             serverFromString(cast(Any, None), self["port"])
         except (ValueError, KeyError, TypeError) as error:
             raise usage.UsageError(f"--port {self['port']!r} is not an endpoint: {error}") from None
-        for option in ("session-timeout", "cutoff", "shutdown-timeout", "redis-deadline"):
+        for option in (
+            "session-timeout",
+            "cutoff",
+            "shutdown-timeout",
+            "redis-deadline",
+            "stream-history",
+            "stream-heartbeat",
+        ):
             self[option] = _positive_seconds(option, self[option])
         if self["max-session-age"] is not None:
             self["max-session-age"] = _positive_seconds("max-session-age", self["max-session-age"])
@@ -228,8 +261,15 @@ class Options(usage.Options):
             "max-clustered-sessions",
             "max-session-events",
             "remember-users",
+            "stream-max-length",
+            "stream-max-clients",
+            "stream-max-clients-per-ip",
+            "stream-client-buffer",
         ):
             self[option] = _positive_int(option, self[option])
+        self["streams"] = _choices("streams", self["streams"], BUILTIN_STREAMS)
+        if self["stream-domain"] is None:
+            self["stream-domain"] = socket.gethostname()
         try:
             self["cookies"] = CookiePolicy(
                 session_cookie=self["session-cookie"],
@@ -436,12 +476,26 @@ def build_server(reactor: Any, options: Options) -> SessionServer:
         clusterer.add_sink(activity)
         server.activity = activity
         server.add_flushable(activity.writer)
+    streams = None
+    if not options["no-streams"]:
+        streams = build_streams(reactor, options, address)
+        site.streams = streams
+        if "requests" in streams.builtin:
+            site.add_observer(streams)
+        clusterer.add_sink(streams)
+        if activity is not None and "activity" in streams.builtin:
+            activity.add_listener(streams.marked)
+        server.streams = streams
+        # After the clusterer and the activity: the visits and marks of the shutdown are
+        # published before the last flush.
+        server.add_flushable(streams.writer)
     if not options["no-stats"]:
         stats = StatsResource(
             store,
             site,
             clusterer,
             activity=activity,
+            streams=streams,
             token=options["stats-token"],
             public=bool(options["stats-public"]),
             cors_origins=frozenset(options["stats-cors-origins"]),
@@ -450,6 +504,31 @@ def build_server(reactor: Any, options: Options) -> SessionServer:
         server.stats_mode = stats.access.mode
         site.mount(options["stats-path"].encode(), stats, tracked=False)
     return server
+
+
+def build_streams(reactor: Any, options: Options, address: RedisAddress) -> Streams:
+    """
+    The live streams, on two binary Redis links of their own: one for writes and history, one
+    for the reader's blocking ``XREAD`` (a blocked command holds its connection).
+    """
+    deadline = options["redis-deadline"]
+    link = RedisLink(reactor, address, deadline=deadline, binary=True)
+    # The reader blocks up to a second: its deadline is that plus the usual one.
+    blocking = RedisLink(reactor, address, deadline=deadline + 1.0, binary=True)
+    return Streams(
+        reactor,
+        link,
+        blocking,
+        builtin=options["streams"],
+        history=options["stream-history"],
+        max_length=options["stream-max-length"],
+        domain=options["stream-domain"],
+        heartbeat=options["stream-heartbeat"],
+        max_clients=options["stream-max-clients"],
+        max_clients_per_ip=options["stream-max-clients-per-ip"],
+        client_buffer=options["stream-client-buffer"],
+        spool_path=options["data-dir"] / "streams.spool",
+    )
 
 
 def makeService(options: Options) -> IService:

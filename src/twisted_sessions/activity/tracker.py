@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from twisted.logger import Logger
 from zope.interface import implementer
 
 from ..interfaces import IAccountObserver, IClusteredSessionSink, IRequestObserver
@@ -68,6 +69,8 @@ class Activity:
     :param integer_ids: take integer users as their own bit offsets (see :class:`UserIds`).
     """
 
+    _log = Logger()
+
     def __init__(
         self,
         clock: IReactorTime,
@@ -103,6 +106,7 @@ class Activity:
         )
         self._mark_active = "active" in self.builtin
         self._writer_add = self.writer.add
+        self._listeners: list[Callable[[str, Hashable, float], object]] = []
         # Event names already checked: the usual mark is one set lookup, not a regex.
         self._checked: set[str] = set()
         # The hour request_finished marks in, and its pending key.
@@ -110,6 +114,23 @@ class Activity:
         self._hour_key: tuple[str, int] = ("active", -1)
 
     # -- marking ---------------------------------------------------------------------------
+
+    def add_listener(self, listener: Callable[[str, Hashable, float], object]) -> None:
+        """
+        Call ``listener(event, user, when)`` for every mark made from now on (the live
+        ``activity`` stream is one). It runs where the mark is made, so it must be quick; one
+        that raises is logged and does not stop the mark.
+        """
+        self._listeners.append(listener)
+        self._writer_add = self._add_and_tell
+
+    def _add_and_tell(self, event: str, user: Hashable, when: float) -> None:
+        self.writer.add(event, user, when)
+        for listener in self._listeners:
+            try:
+                listener(event, user, when)
+            except Exception:
+                self._log.failure("activity listener {listener!r} failed", listener=listener)
 
     def mark(
         self,

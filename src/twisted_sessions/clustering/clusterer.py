@@ -145,6 +145,8 @@ class SessionClusterer:
         ended = cache.process(event.user, event.timestamp, event)
         if ended:
             if cache.evicted != evicted_before:
+                # The cache ends an evicted session last (after those past their cutoff).
+                ended[-1]._end_reason = "evicted"
                 self._warn_evicted()
             self._deliver(ended)
         # In-order events only ever make the first expiry later: the timer, if set, fires
@@ -176,6 +178,7 @@ class SessionClusterer:
     def _end_user(self, user: Hashable) -> None:
         ended = self._cache.end_user(user)
         if ended is not None:
+            ended._end_reason = "logout"
             self._deliver([ended])
 
     def flush(self) -> Deferred[None]:
@@ -186,7 +189,10 @@ class SessionClusterer:
             self._timer.cancel()
         self._timer = None
         self._deliver(self._cache.expire(self._clock.seconds()))
-        self._deliver(self._cache.finish_all())
+        finished = self._cache.finish_all()
+        for session in finished:
+            session._end_reason = "shutdown"
+        self._deliver(finished)
         return succeed(None)
 
     def _tick(self) -> None:

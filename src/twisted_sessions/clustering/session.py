@@ -35,8 +35,20 @@ class Session:
     they are dropped when it ends.
     """
 
-    __slots__ = ("_seq", "_times", "end", "events", "start", "untracked", "user", "user_index")
+    __slots__ = (
+        "_end_reason",
+        "_seq",
+        "_times",
+        "end",
+        "events",
+        "start",
+        "untracked",
+        "user",
+        "user_index",
+    )
     _fields = ("user", "events")
+    # Set by the clusterer only when a session ends otherwise than by its cutoff.
+    _end_reason: str
     __hash__ = None  # type: ignore[assignment]  # Like a namedtuple holding a list.
 
     def __init__(
@@ -55,6 +67,18 @@ class Session:
         self.untracked = 0
         self._seq = 0
         self._times: list[float] | None = None
+
+    @property
+    def end_reason(self) -> str:
+        """
+        Why the session ended: ``cutoff`` (no event for ``cutoff`` seconds, the usual end),
+        ``evicted`` (the clusterer's ``max_open`` bound), ``logout`` (the application ended
+        the user's web session) or ``shutdown`` (the server stopped while it was open).
+        """
+        try:
+            return self._end_reason
+        except AttributeError:  # Unset on the clusterer's fast path: the usual end.
+            return "cutoff"
 
     @property
     def duration(self) -> float:

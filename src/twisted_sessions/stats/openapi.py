@@ -33,6 +33,7 @@ def openapi_document(
     token: bool = False,
     store: CounterStore | None = None,
     activity: bool = False,
+    streams: bool = False,
 ) -> dict[str, Any]:
     """
     The OpenAPI 3 description of the stats tree.
@@ -43,6 +44,7 @@ def openapi_document(
         with ``--stats-public``, and no credential is asked for.
     :param store: the metricas, whose paths are listed; none without it.
     :param activity: whether the activity views are served.
+    :param streams: whether the live streams are served.
     """
     metricas = list(store.metricas.values()) if store is not None else []
     paths: dict[str, Any] = {}
@@ -55,6 +57,10 @@ def openapi_document(
                 paths[f"{base}/{path}"] = _operation(view, token, metrica)
         else:
             paths[f"{base}/{view.path}".rstrip("/") or "/"] = _operation(view, token, None)
+    if streams:
+        paths[f"{base}/stream/{{streams}}"] = _stream_operation(token)
+    if token:
+        paths[f"{base}/auth"] = _auth_operations()
     document: dict[str, Any] = {
         "openapi": "3.0.3",
         "info": {
@@ -146,3 +152,76 @@ def _operation_id(view: View, metrica: Metrica | None) -> str:
     if metrica is not None:
         words.insert(1, metrica.name)
     return "_".join(words) or "index"
+
+
+def _stream_operation(token: bool) -> dict[str, Any]:
+    """
+    ``/stream/{streams}``, written by hand: an endless response has no schema to generate
+    from the route table (and schemathesis, which waits for a response's end, skips it).
+    """
+    error = {"$ref": "#/components/responses/Error"}
+    responses: dict[str, Any] = {
+        "200": {
+            "description": "Server-Sent Events (event: message, id:, data: one JSON object "
+            "with $schema and meta), or with Accept: application/json one JSON object a line; "
+            "the response does not end",
+            "content": {
+                "text/event-stream": {"schema": {"type": "string"}},
+                "application/json": {"schema": {"type": "string"}},
+            },
+        },
+        "400": error,
+        "403": error,
+        "429": error,
+        "503": {"$ref": "#/components/responses/Unavailable"},
+    }
+    if token:
+        responses["401"] = error
+    return {
+        "get": {
+            "summary": "live events of one or more streams, resumable with Last-Event-ID",
+            "operationId": "stream",
+            "parameters": [
+                {
+                    "name": "streams",
+                    "in": "path",
+                    "required": True,
+                    "description": "stream names, comma-separated",
+                    "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_.,-]*$"},
+                },
+                {
+                    "name": "since",
+                    "in": "query",
+                    "description": "ISO 8601 time or milliseconds since the epoch",
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": "Last-Event-ID",
+                    "in": "header",
+                    "description": "the id of the last event received: resume after it",
+                    "schema": {"type": "string"},
+                },
+            ],
+            "responses": responses,
+        }
+    }
+
+
+def _auth_operations() -> dict[str, Any]:
+    """
+    ``/auth``: the bearer token exchanged for a cookie, for browsers' EventSource.
+    """
+    error = {"$ref": "#/components/responses/Error"}
+    done = {"description": "the cookie is set (POST) or removed (DELETE)"}
+    return {
+        "post": {
+            "summary": "exchange the bearer token for an HttpOnly, SameSite=Strict cookie",
+            "operationId": "auth_cookie",
+            "responses": {"204": done, "401": error},
+        },
+        "delete": {
+            "summary": "remove the cookie",
+            "operationId": "auth_cookie_remove",
+            "responses": {"204": done, "401": error},
+        },
+    }

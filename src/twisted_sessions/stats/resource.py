@@ -11,6 +11,8 @@ Mounted at ``/stats`` by ``twistd sessions`` (or anywhere in your own tree)::
     GET /stats/activity                          the activity events marked
     GET /stats/activity/{event}                  distinct users per period (and/or/not others)
     GET /stats/cohort                            a cohort table (JSON, or CSV)
+    GET /stats/stream/{streams}                  live events (SSE, or NDJSON), resumable
+    POST /stats/auth                             the bearer token for a cookie (browsers)
     GET /stats/openapi.json                      the OpenAPI 3 document of all of the above
 
 Query parameters: ``timespan=2010-02-07`` (or ``2010``, ``2010-02``, ``2010-02-07T13``), or
@@ -29,18 +31,20 @@ from typing import TYPE_CHECKING, Any
 from twisted.web.resource import Resource
 
 from ..counters.timebuckets import Timespan
-from .access import StatsAccess
+from .access import CookieExchange, StatsAccess
 from .activity import ActivityResource, cohort_leaf
 from .metricas import MetricasResource
 from .openapi import openapi_document
 from .params import span_parts
 from .responses import ErrorLeaf, JSONLeaf, Preflight
 from .routes import INDEX, OPENAPI, SESSIONS
+from .streams import StreamsResource
 
 if TYPE_CHECKING:
     from ..activity.tracker import Activity
     from ..clustering.clusterer import SessionClusterer
     from ..counters.metrica import CounterStore
+    from ..streams.hub import Streams
     from ..web.site import Site
 
 
@@ -56,6 +60,7 @@ class StatsResource(Resource):
         are answered (see :mod:`twisted_sessions.stats.access`).
     :param cors_origins: origins whose pages may read the tree from a browser.
     :param activity: the activity marks, for ``/stats/activity`` and ``/stats/cohort``.
+    :param streams: the live streams, for ``/stats/stream/{streams}``.
     """
 
     def __init__(
@@ -67,17 +72,22 @@ class StatsResource(Resource):
         public: bool = False,
         cors_origins: frozenset[str] = frozenset(),
         activity: Activity | None = None,
+        streams: Streams | None = None,
     ) -> None:
         super().__init__()
         self.store, self.site, self.clusterer = store, site, clusterer
         self.activity = activity
+        self.streams = streams
         self.access = StatsAccess(token or None, public, frozenset(cors_origins))
         self._index = JSONLeaf(self._describe)
         self._children: dict[bytes, Resource] = {
             b"metricas": MetricasResource(store),
             b"sessions": JSONLeaf(self._sessions),
             b"openapi.json": JSONLeaf(self._openapi),
+            b"auth": CookieExchange(self.access, store.clock),
         }
+        if streams is not None:
+            self._children[b"stream"] = StreamsResource(streams)
         if activity is not None:
             self._children[b"activity"] = ActivityResource(activity)
             self._children[b"cohort"] = cohort_leaf(activity)
@@ -85,7 +95,7 @@ class StatsResource(Resource):
     def getChildWithDefault(self, path: bytes, request: Any) -> Resource:
         if self.access.allow_origin(request) and request.method == b"OPTIONS":
             return Preflight()
-        refusal = self.access.refusal(request)
+        refusal = self.access.refusal(request, self.store.clock.seconds())
         if refusal is not None:
             return refusal
         if path == b"":
@@ -106,6 +116,7 @@ class StatsResource(Resource):
             token=self.access.token is not None,
             store=self.store,
             activity=self.activity is not None,
+            streams=self.streams is not None,
         )
 
     async def _describe(self, request: Any) -> dict[str, Any]:
@@ -148,6 +159,7 @@ class StatsResource(Resource):
                 else None,
                 "redis_reachable": link.connected,
             },
+            "streams": self.streams.gauges() if self.streams is not None else None,
         }
 
     async def _sessions(self, request: Any) -> dict[str, Any]:

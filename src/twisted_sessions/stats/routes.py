@@ -431,6 +431,16 @@ _INDEX = _object(
         dropped_marks=_NULLABLE_COUNT,
         redis_reachable={"type": "boolean", "nullable": True},
     ),
+    streams={
+        **_object(
+            connected_clients={"type": "object", "additionalProperties": _COUNT},
+            client_connections_total=_COUNT,
+            slow_client_disconnects=_COUNT,
+            stream_backlog=_COUNT,
+            dropped_stream_events=_COUNT,
+        ),
+        "nullable": True,
+    },
 )
 _FINISHED = _object(count=_COUNT, average_length=_NULLABLE_NUMBER)
 _SESSIONS = _object(

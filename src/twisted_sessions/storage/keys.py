@@ -23,6 +23,16 @@ event E (a name checked by :func:`check_event`):
 - ``ts1:{u}:ids`` (user to id), ``ts1:{u}:users`` (id to user), ``ts1:{u}:next`` (the next id),
   ``ts1:{u}:known`` (a bit per id ever given: the population that NOT is relative to).
 
+Streams (live events, with history), for a stream S (a name checked by :func:`check_stream`):
+
+- ``ts1:{s}:stream:S``: the Redis Stream of S's events (fields ``t``, the event's time in
+  milliseconds, ``d``, its JSON body, and ``s``, its ``$schema`` when the publisher gave one);
+- ``ts1:{s}:streams``: the set of stream names ever published, so that a server knows a stream
+  another server publishes;
+- ``ts1:{s}:batch:W:K``: marks stream batch K of writer W as written.
+
+Every stream key shares the hash tag ``{s}``: one ``XREAD`` reads any of them in Redis Cluster.
+
 ``e`` is injective: ``%``, the separators ``: , * / { } =``, white space, control characters and
 anything outside printable ASCII become ``%XX`` (UTF-8 bytes), so no user value can collide
 with another or reach another metrica's keys. The ``{m:e(N)}`` hash tag keeps one metrica's
@@ -177,3 +187,32 @@ USER_IDS = f"{PREFIX}:{{u}}:ids"
 USER_NAMES = f"{PREFIX}:{{u}}:users"
 USER_NEXT = f"{PREFIX}:{{u}}:next"
 USERS_KNOWN = f"{PREFIX}:{{u}}:known"
+
+
+#: What a stream name may be: it goes into a key and a URL path as it is.
+STREAM_NAME = re.compile(r"[a-z0-9][a-z0-9_.\-]{0,63}")
+#: The hash tag of every stream key.
+STREAM_TAG = "{s}"
+#: The set of stream names ever published.
+STREAM_NAMES = f"{PREFIX}:{STREAM_TAG}:streams"
+
+
+def check_stream(name: str) -> str:
+    """
+    ``name`` if it may name a stream: 1 to 64 lowercase letters, digits or ``_ . -``.
+
+    :raises ValueError: naming the bad value.
+    """
+    if not isinstance(name, str) or not STREAM_NAME.fullmatch(name):
+        raise ValueError(
+            f"a stream name is 1 to 64 lowercase letters, digits or '_ . -' (starting with a "
+            f"letter or digit), not {name!r}"
+        )
+    return name
+
+
+def stream_key(name: str) -> str:
+    """
+    The Redis Stream of the stream ``name`` (checked by :func:`check_stream`).
+    """
+    return f"{PREFIX}:{STREAM_TAG}:stream:{name}"

@@ -100,6 +100,9 @@ class Site(server.Site):
         self.counting: Any = None
         #: The activity marks (an ``Activity``), when the server has them.
         self.activity: Any = None
+        #: The live streams (a ``Streams``: ``site.streams.publish(...)``), when the server
+        #: has them.
+        self.streams: Any = None
         self._mounts: dict[bytes, IResource] = {}
         # The mounts whose requests are not traffic (the stats tree).
         self._untracked: set[bytes] = set()
