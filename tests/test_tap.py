@@ -119,6 +119,7 @@ def test_cutoff_and_hook_reach_the_clusterer() -> None:
         server.clusterer,
         server.counters.writer,
         server.activity.writer,
+        server.streams.writer,
     ]
     assert options["hook"].__name__ == "print_visit"
 
@@ -306,3 +307,55 @@ def test_activity_options() -> None:
         assert "choose from" in str(raised.value)
     with pytest.raises(usage.UsageError, match="at least one scale"):
         parse("--activity-scales", "")
+
+
+def test_stream_options() -> None:
+    """
+    Streams are on by default (visits, requests and activity built in, 7 days of history, the
+    caps), ``--streams`` chooses the built-in ones, ``--no-streams`` turns them off (no
+    site.streams, no /stats/stream); a bad value is a usage error naming the option.
+    """
+    server = build_server(Clock(), parse())
+    streams = server.streams
+    assert streams is not None and server.site.streams is streams
+    assert streams.builtin == ("visits", "requests", "activity")
+    assert streams.writer.history == 7 * 86_400 and streams.writer.max_length == 100_000
+    assert streams.link.binary and streams.blocking.binary
+    assert streams.blocking.deadline > streams.reader.block
+    # The requests stream is fed by the writer's append itself, bound on the Site.
+    assert streams in server.site.observers.request_observers
+    chosen = build_server(
+        Clock(),
+        parse(
+            "--streams",
+            "visits",
+            "--stream-history",
+            "60",
+            "--stream-max-clients",
+            "5",
+            "--stream-max-clients-per-ip",
+            "2",
+            "--stream-client-buffer",
+            "4096",
+            "--stream-domain",
+            "example.org",
+        ),
+    ).streams
+    assert chosen is not None
+    assert chosen.builtin == ("visits",)
+    assert (
+        chosen
+        not in build_server(Clock(), parse("--streams", "visits")).site.observers.request_observers
+    )
+    assert (chosen.writer.history, chosen.max_clients, chosen.max_clients_per_ip) == (60, 5, 2)
+    assert (chosen.client_buffer, chosen.reader.domain) == (4096, "example.org")
+    off = build_server(Clock(), parse("--no-streams"))
+    assert off.streams is None and off.site.streams is None
+    with pytest.raises(usage.UsageError, match="--streams") as raised:
+        parse("--streams", "visits,gossip")
+    assert "choose from" in str(raised.value)
+    for option in ("--stream-max-clients", "--stream-client-buffer", "--stream-max-length"):
+        with pytest.raises(usage.UsageError, match=option):
+            parse(option, "0")
+    with pytest.raises(usage.UsageError, match="--stream-heartbeat"):
+        parse("--stream-heartbeat", "-1")

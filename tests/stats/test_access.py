@@ -191,3 +191,48 @@ def test_openapi_follows_the_mount_and_the_protection(tmp_path: Any) -> None:
     assert guarded["security"] == [{"bearer": []}]
     assert guarded["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     assert "401" in guarded["paths"]["/stats"]["get"]["responses"]
+
+
+def call(site: Any, method: str, path: str, **headers: str) -> Response:
+    channel, transport = open_channel(site, client=IPv4Address("TCP", "10.1.2.3", 1))
+    channel.dataReceived(request_bytes(method, path, headers=headers))
+    raw = transport.value()
+    channel.connectionLost(Failure(ConnectionError("test done")))
+    return parse_response(raw)
+
+
+def test_a_browser_exchanges_the_token_for_a_cookie(tmp_path: Any) -> None:
+    """
+    An EventSource cannot send the bearer token: a page's script exchanges it once (POST
+    /stats/auth with the header) for an HttpOnly, SameSite=Strict cookie scoped to the stats
+    path, which the tree then accepts until it expires (12 hours); DELETE removes it, and the
+    cookie alone cannot renew itself.
+    """
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    built = server("--stats-token-file", str(token_file))
+    site, clock = built.site, built.counters.clock
+    assert call(site, "POST", "/stats/auth").status == 401
+    exchanged = call(site, "POST", "/stats/auth", Authorization=f"Bearer {TOKEN}")
+    assert exchanged.status == 204
+    set_cookie = exchanged.header("Set-Cookie") or ""
+    name_value, *attributes = [part.strip() for part in set_cookie.split(";")]
+    assert {"HttpOnly", "SameSite=Strict", "Path=/stats", "Max-Age=43200"} <= set(attributes)
+    cookie = {"Cookie": name_value}
+    assert call(site, "GET", "/stats", **cookie).status == 200
+    assert call(site, "POST", "/stats/auth", **cookie).status == 401
+    forged = name_value[:-4] + ("0000" if not name_value.endswith("0000") else "1111")
+    assert call(site, "GET", "/stats", Cookie=forged).status == 401
+    clock.advance(12 * 3600 + 1)
+    assert call(site, "GET", "/stats", **cookie).status == 401
+    removed = call(site, "DELETE", "/stats/auth", Authorization=f"Bearer {TOKEN}")
+    assert "Max-Age=0" in (removed.header("Set-Cookie") or "")
+
+
+def test_no_cookie_without_a_token() -> None:
+    """
+    Without a token there is nothing to exchange: a 400 that says so.
+    """
+    response = call(server("--stats-public").site, "POST", "/stats/auth")
+    assert response.status == 400
+    assert "no token" in json.loads(response.body)["error"]

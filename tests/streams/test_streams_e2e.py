@@ -134,8 +134,6 @@ def test_pywikibot_eventstreams_reads_and_filters(workdir: Path, servers: list[T
     Pywikibot's own EventStreams client reads our stream unchanged: its register_filter
     (bot=True, matched by identity) and set_maximum_items work on our events.
     """
-    os.environ["PYWIKIBOT_NO_USER_CONFIG"] = "1"
-    os.environ.setdefault("PYWIKIBOT_DIR", str(workdir))
     from pywikibot.comms.eventstreams import EventStreams
 
     server = start(workdir, servers)
@@ -396,3 +394,30 @@ def test_a_slow_client_is_dropped_at_its_bound(
     assert gauges["slow_client_disconnects"] == 1, gauges
     assert max(latencies) < 2.0, latencies
     assert "read slower than its events came" in server.output
+
+
+def test_clients_stay_through_a_redis_outage(
+    workdir: Path, servers: list[Twistd], tmp_path: Path
+) -> None:
+    """
+    Redis goes away and comes back: a connected client stays connected and gets every event
+    published meanwhile, once, when Redis is back.
+    """
+    redis = RedisProcess(tmp_path, appendonly=True).start()
+    try:
+        server = start(workdir, servers, "--redis", f"unix://{redis.socket}")
+        publish(server, "signups", 0)
+        client = sseclient.SSEClient(
+            server.url + f"stats/stream/signups?since={now_ms()}", timeout=PATIENCE
+        )
+        publish(server, "signups", 10)
+        before = messages(client, 10)
+        redis.kill()
+        publish(server, "signups", 10, 10)  # Waits in the writer.
+        redis.start()
+        publish(server, "signups", 10, 20)
+        after = messages(client, 20)
+        assert [data["n"] for _, data in before + after] == list(range(30))
+        assert "stream reader: Redis is back" in server.output
+    finally:
+        redis.stop()

@@ -142,8 +142,11 @@ local function json(value)
   return (string.gsub(cjson.encode(value), '\\\\/', '/'))
 end
 local written = 0
-local events = reader(ARGV[4])()
-for _, event in ipairs(events) do
+local function read_all(data)
+  if data == '' then return {} end
+  return reader(data)()
+end
+for _, event in ipairs(read_all(ARGV[4])) do
   local fields = {'t', string.format('%d', event[2]), 'd', event[3]}
   if event[4] ~= '' then
     fields[5] = 's'
@@ -152,8 +155,7 @@ for _, event in ipairs(events) do
   redis.call('XADD', KEYS[event[1]], '*', unpack(fields))
   written = written + 1
 end
-local requests = reader(ARGV[5])()
-for _, r in ipairs(requests) do
+for _, r in ipairs(read_all(ARGV[5])) do
   local body = '{"time":' .. string.format('%.3f', r[2])
     .. ',"method":' .. json(r[3])
     .. ',"resource":' .. json(r[7])
@@ -292,6 +294,8 @@ class StreamWriter(WriteBehind):
         self._batches: list[Batch] = []
         self._number = 0
         self._in_batches = 0
+        #: How many request events may wait: the bound less what else waits.
+        self._request_room = max_pending
         self.events_written = 0
 
     @property
@@ -310,14 +314,19 @@ class StreamWriter(WriteBehind):
             self._drop()
             return
         self._events.append((stream, int(when * 1000), body, schema))
+        self._request_room -= 1
+
+    def _room(self) -> None:
+        self._request_room = self.max_pending - len(self._events) - self._in_batches
 
     def add_request(self, event: RequestEvent) -> None:
         """
         Queue one request event for the ``requests`` stream (an append).
         """
         requests = self.requests
-        # len() rather than the backlog property: this runs on every request.
-        if len(requests) >= self.max_pending:
+        # One comparison with a room kept up to date by the rarer calls, rather than the
+        # backlog property: this runs on every request.
+        if len(requests) >= self._request_room:
             self._drop()
             return
         requests.append(event)
@@ -352,6 +361,7 @@ class StreamWriter(WriteBehind):
                 )
             )
             self._in_batches += len(some) + len(requested)
+        self._room()
 
     async def _send(self) -> None:
         if self._events or self.requests:
@@ -383,6 +393,7 @@ class StreamWriter(WriteBehind):
                 )
                 continue
             self.events_written += batch.count
+        self._room()
         if error is not None:
             self._redis_away(error)
             return
@@ -406,6 +417,7 @@ class StreamWriter(WriteBehind):
             if self._write_spool(lines, self._in_batches):
                 self._batches.clear()
                 self._in_batches = 0
+                self._room()
 
     def _replay(self, files: list[Path]) -> None:
         count = 0
@@ -423,6 +435,7 @@ class StreamWriter(WriteBehind):
                 self._batches.append(batch)
                 self._in_batches += batch.count
                 count += batch.count
+        self._room()
         self._log.info(
             "replaying {count} spooled stream events from {files} spool file(s)",
             count=count,
