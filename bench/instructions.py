@@ -38,6 +38,7 @@ CONFIGURATIONS = (
     "tracking",
     "clusterer",
     "counting",
+    "pipeline, no streams",
     "pipeline",
     "pipeline, new visitors",
 )

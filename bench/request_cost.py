@@ -17,8 +17,10 @@ sockets, so the difference between two servers is only their Python work per req
 - ``clusterer``: plus the ``SessionClusterer``;
 - ``counting``: plus the built-in ``requests`` metrica kicked per request into the
   ``CounterWriter``;
-- ``pipeline``: plus the ``active`` activity mark per request (``twistd -n sessions`` as wired
-  by ``tap.build_server``, every feature on, minus the socket);
+- ``pipeline, no streams``: plus the ``active`` activity mark per request;
+- ``pipeline``: plus the ``requests`` stream, each request appended to the stream writer and
+  marshalled into its batches every 1,000 requests, as the flush does (``twistd -n sessions``
+  as wired by ``tap.build_server``, every feature on, minus the socket and Redis);
 - ``pipeline, new visitors``: the same server, every request without cookies (a client that
   never returns them: a new web session, visitor id and visit each time; past the caps, the
   oldest are evicted as each new one comes).
@@ -78,13 +80,32 @@ def drive(site: server.Site, request: bytes, count: int) -> float:
     assert channel is not None
     transport = StringTransport()
     channel.makeConnection(transport)
+    writer = getattr(getattr(site, "streams", None), "writer", None)
     started = time.process_time()
-    for _ in range(count):
+    for done in range(count):
         channel.dataReceived(request)
         transport.clear()
+        if writer is not None and done % STREAM_BATCH == STREAM_BATCH - 1:
+            batch_requests(writer)
     elapsed = time.process_time() - started
     channel.connectionLost(None)
     return elapsed
+
+
+#: Requests between two batchings of the ``requests`` stream (its 100 ms flush at 10,000
+#: requests a second).
+STREAM_BATCH = 1_000
+
+
+def batch_requests(writer: Any) -> None:
+    """
+    What the stream writer's flush does in this process for the request events (marshal them
+    into batches), minus the Redis call; the batches are then dropped.
+    """
+    writer._batch()
+    writer._batches.clear()
+    writer._in_batches = 0
+    writer._room()
 
 
 def our_site(reactor: Any, data_dir: Path, extra: list[str]) -> server.Site:
@@ -127,7 +148,8 @@ def configurations(reactor: Any, data_dir: Path) -> dict[str, Callable[[], serve
         "clusterer": lambda: our_site(
             reactor, data_dir, ["--no-count-requests", "--no-count-sessions", "--no-activity"]
         ),
-        "counting": lambda: our_site(reactor, data_dir, ["--no-activity"]),
+        "counting": lambda: our_site(reactor, data_dir, ["--no-activity", "--no-streams"]),
+        "pipeline, no streams": lambda: our_site(reactor, data_dir, ["--no-streams"]),
         "pipeline": lambda: our_site(reactor, data_dir, []),
         "pipeline, new visitors": lambda: our_site(reactor, data_dir, []),
     }

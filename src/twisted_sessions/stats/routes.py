@@ -552,7 +552,8 @@ ACTIVITY_LIST = View("activity", "The activity events marked so far", _ACTIVITY_
 ACTIVITY = View(
     "activity/{event}",
     f"Distinct users of an event per period, from since to until (at most {MAX_POINTS} "
-    "points an answer; next says where the series goes on), combined with other events",
+    "points an answer, fewer for years and combined events: at most 4,000 bitmaps read; next "
+    "says where the series goes on), combined with other events",
     _ACTIVITY,
     params=(ACTIVITY_SCALE, SINCE, UNTIL, *_COMBINE),
 )
