@@ -20,6 +20,9 @@ Redis) used from ``/proc``: CPU per request, which time stolen from this virtual
 host does not inflate the way it does wall-clock throughput. ``bare/ours`` CPU per request is the
 throughput ratio of a CPU-bound server on a quiet machine.
 
+With ``--stream-clients N``, N SSE clients read our ``requests`` stream during the whole run
+(each request ours serves is an event delivered to each of them).
+
 Prints each pair, then per client behaviour the median rates, p99s and CPU per request, and
 the median (and quartiles) of the per-pair ratios; then the stats endpoint's latency.
 """
@@ -155,6 +158,12 @@ def main() -> None:
     parser.add_argument(
         "--pin", action="store_true", help="servers on the last core, wrk on the first (taskset)"
     )
+    parser.add_argument(
+        "--stream-clients",
+        type=int,
+        default=0,
+        help="SSE clients of our requests stream connected during the run (bench/sse_reader.c)",
+    )
     args = parser.parse_args()
     if args.pin:
         last = os.cpu_count() or 1
@@ -184,6 +193,24 @@ def main() -> None:
         wait_for(bare_url)
         wait_for(f"{our_url}stats/metricas/requests")  # 503 until the embedded Redis is up.
         cookie = session_cookies(our_url)
+        readers = None
+        if args.stream_clients:
+            from bench.stream_fanout import build_reader
+
+            # Every request ours serves is then an event delivered to each of them.
+            readers = subprocess.Popen(
+                [
+                    str(build_reader(work)),
+                    "127.0.0.1",
+                    str(our_port),
+                    "/stats/stream/requests",
+                    str(args.stream_clients),
+                    "100000",
+                    "0",
+                ],
+                stdout=subprocess.DEVNULL,
+            )
+            time.sleep(2)
         for url, headers in ((bare_url, []), (our_url, [cookie])):  # Warm-up, not counted.
             wrk(url, args.seconds, args.connections, headers)
         pids = {"bare": bare.pid, "bare, same cookies": bare.pid, "ours": ours.pid}
@@ -236,6 +263,8 @@ def main() -> None:
             f"== stats: a month's iteration over HTTP (requests metrica): "
             f"{stats_latency(our_url):.1f} ms median"
         )
+        if readers is not None:
+            readers.terminate()
     finally:
         stop(bare)
         stop(ours)

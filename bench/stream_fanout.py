@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -36,12 +37,13 @@ from bench.http_throughput import PROJECT, TWISTD, free_port, wait_for
 SAMPLED = 10
 
 
-def cpu(pid: int) -> float:
+def cpu(pid: int, system_only: bool = False) -> float:
     """
-    CPU seconds (user + system) process ``pid`` used so far.
+    CPU seconds (user + system, or system only) process ``pid`` used so far.
     """
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    system = int(fields[12])
+    return (system if system_only else int(fields[11]) + system) / os.sysconf("SC_CLK_TCK")
 
 
 def redis_pid(server_pid: int) -> int | None:
@@ -58,13 +60,18 @@ def build_reader(work: Path) -> Path:
 
 
 def start(argv: list[str], work: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
+    """
+    Start a server; its output goes to ``work/server.log``.
+    """
+    log = (work / "server.log").open("ab")
+    process = subprocess.Popen(
         argv,
         cwd=work,
         env={**os.environ, "PYTHONPATH": str(PROJECT)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
+    return process
 
 
 def ours(port: int, work: Path, *extra: str) -> subprocess.Popen[bytes]:
@@ -76,7 +83,9 @@ def ours(port: int, work: Path, *extra: str) -> subprocess.Popen[bytes]:
             "-n",
             "sessions",
             "--port",
-            f"tcp:{port}:interface=127.0.0.1",
+            # A listen backlog for a thousand clients connecting at once (Twisted's default,
+            # 50, makes the kernel drop SYNs, and clients retry for seconds).
+            f"tcp:{port}:interface=127.0.0.1:backlog=4096",
             "--app",
             "bench.stream_app.publisher",
             "--stream-max-clients",
@@ -89,9 +98,39 @@ def ours(port: int, work: Path, *extra: str) -> subprocess.Popen[bytes]:
     )
 
 
+def known(url: str) -> None:
+    """
+    Wait until the stream at ``url`` is known (a HEAD of it is a 200, not a 400).
+    """
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=10):
+                return
+        except urllib.error.HTTPError as error:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url}: {error.read()!r}") from None
+            time.sleep(0.1)
+
+
 def get(url: str) -> None:
     with urllib.request.urlopen(url, timeout=10) as response:
         response.read()
+
+
+def connected(stats_url: str, stream: str, count: int) -> None:
+    """
+    Wait until ``count`` clients of ``stream`` are connected (the /stats gauge).
+    """
+    deadline = time.monotonic() + 60
+    while True:
+        with urllib.request.urlopen(stats_url, timeout=10) as response:
+            gauges = json.load(response)["streams"]
+        if gauges["connected_clients"].get(stream, 0) >= count:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {gauges['connected_clients']} clients connected")
+        time.sleep(0.2)
 
 
 def run(
@@ -101,6 +140,7 @@ def run(
     publish_url: str,
     measured: list[int],
     args: argparse.Namespace,
+    stats_url: str | None = None,
 ) -> dict[str, Any]:
     """
     Connect the clients, publish for ``args.seconds``, and measure.
@@ -118,16 +158,23 @@ def run(
         stdout=subprocess.PIPE,
         text=True,
     )
-    time.sleep(3)  # Every client connected and subscribed.
+    if stats_url is not None:
+        connected(stats_url, path.rsplit("/", 1)[1], args.clients)
+    else:
+        time.sleep(3)  # The baseline has no gauge: give its clients time to connect.
     before = [cpu(pid) for pid in measured]
+    system_before = cpu(measured[0], system_only=True)
     started = time.monotonic()
-    get(f"{publish_url}start?rate={args.rate}&seconds={args.seconds}")
+    stream = path.rsplit("/", 1)[1]
+    get(f"{publish_url}start?rate={args.rate}&seconds={args.seconds}&stream={stream}")
     time.sleep(args.seconds)
     elapsed = time.monotonic() - started
     used = [(cpu(pid) - b) / elapsed for pid, b in zip(measured, before, strict=True)]
+    system = (cpu(measured[0], system_only=True) - system_before) / elapsed
     out, _ = clients.communicate(timeout=60)
     result: dict[str, Any] = json.loads(out)
     result["cores"] = used
+    result["system"] = system
     result["deliveries_per_s"] = result["events_total"] / args.seconds
     return result
 
@@ -150,7 +197,9 @@ def main() -> None:
         get(f"{url}declare?stream=bench")
         redis = redis_pid(server.pid)
         measured = [server.pid] + ([redis] if redis else [])
-        results["ours"] = run(reader, port, "/stats/stream/bench", url, measured, args)
+        results["ours"] = run(
+            reader, port, "/stats/stream/bench", url, measured, args, f"{url}stats"
+        )
         # A second server on the first one's embedded Redis publishes; the clients stay on the
         # first.
         other = ours(
@@ -167,8 +216,15 @@ def main() -> None:
             get(f"{other_url}declare?stream=remote")
             get(f"{other_url}start?rate=1&seconds=1&stream=remote")  # Known in Redis.
             time.sleep(2)
+            known(f"{url}stats/stream/remote")
             results["ours, through Redis"] = run(
-                reader, port, "/stats/stream/remote", other_url, [*measured, other.pid], args
+                reader,
+                port,
+                "/stats/stream/remote",
+                other_url,
+                [*measured, other.pid],
+                args,
+                f"{url}stats",
             )
         finally:
             other.terminate()
@@ -187,19 +243,21 @@ def main() -> None:
             naive.terminate()
             naive.wait()
     expected = args.rate * args.seconds
+    print(f"servers' output: {work / 'server.log'}")
     print(
         f"{args.clients} clients, {args.rate} events/s published for {args.seconds} s "
         f"({expected} events each client should get)"
     )
     print(
         f"{'server':<22} {'deliveries/s':>12} {'min/client':>10} {'server cores':>12} "
-        f"{'other cores':>11} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}"
+        f"{'(kernel)':>8} {'other cores':>11} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}"
     )
     for name, result in results.items():
         cores = result["cores"]
         print(
             f"{name:<22} {result['deliveries_per_s']:12,.0f} {result['events_min']:10,} "
-            f"{cores[0]:12.2f} {sum(cores[1:]):11.2f} {result['p50_ms']:7.1f} "
+            f"{cores[0]:12.2f} {result['system']:8.2f} {sum(cores[1:]):11.2f} "
+            f"{result['p50_ms']:7.1f} "
             f"{result['p99_ms']:7.1f} {result['max_ms']:7.1f}"
         )
     if "naive" in results:

@@ -421,3 +421,24 @@ def test_clients_stay_through_a_redis_outage(
         assert "stream reader: Redis is back" in server.output
     finally:
         redis.stop()
+
+
+def test_resuming_inside_a_batch_of_requests(workdir: Path, servers: list[Twistd]) -> None:
+    """
+    The requests of one flush are one entry in Redis: a client cut after some of them
+    resumes with its last id and gets the rest of that entry and what follows, once each.
+    """
+    server = start(workdir, servers)
+    url = server.url + f"stats/stream/requests?since={now_ms()}"
+    client = sseclient.SSEClient(url, timeout=PATIENCE)
+    for n in range(12):
+        assert server.get(f"a/{n}")[0] == 200
+    first = messages(client, 5)
+    client.resp.close()
+    assert any("." in json.loads(event_id)[0]["id"] for event_id, _ in first[1:]), first
+    resumed = sseclient.SSEClient(url, last_id=first[-1][0], timeout=PATIENCE)
+    rest = messages(resumed, 7)
+    times = [data["time"] for _, data in first + rest]
+    assert times == sorted(times) and len(set(times)) == 12
+    ids = [json.loads(event_id)[0]["id"] for event_id, _ in first + rest]
+    assert len(set(ids)) == 12

@@ -19,6 +19,7 @@ from twisted_sessions.events import RequestEvent
 from twisted_sessions.storage import RedisAddress, RedisLink
 from twisted_sessions.storage.keys import STREAM_NAMES, stream_key
 from twisted_sessions.streams import StreamWriter, public_user
+from twisted_sessions.streams.frames import entries_of, format_stream_id, parse_stream_id
 
 from ..counters.test_writer import pause
 from ..reactor_case import coroutine_test, wait_until
@@ -53,15 +54,28 @@ class StreamWriterTests(TestCase):
         return link
 
     async def entries(self, link: RedisLink, stream: str) -> list[dict[str, object]]:
+        """
+        The events of a stream as its readers see them (their own fields).
+        """
         found = await link.execute("XRANGE", stream_key(stream), "-", "+")
-        return [json.loads(dict(zip(f[::2], f[1::2], strict=True))[b"d"]) for _, f in found]
+        return [
+            {k: v for k, v in json.loads(event.payload).items() if k not in ("$schema", "meta")}
+            for position, flat in found
+            for event in entries_of(
+                stream,
+                parse_stream_id(position),
+                dict(zip(flat[::2], flat[1::2], strict=True)),
+                "example.org",
+            )
+        ]
 
     @coroutine_test
-    async def test_request_events_as_the_script_formats_them(self) -> None:
+    async def test_request_events_as_readers_see_them(self) -> None:
         """
-        The requests stream's events carry the request's fields, and its user as
-        public_user() shows it: a visitor id hashed (the same hash as Python's), an account
-        as it is, an integer account as a number; the path (personal data) and the session
+        A flush's request events are one entry of the requests stream; a reader turns it back
+        into one event per request, with the request's fields and its user as public_user()
+        shows it (a visitor id hashed, an account as it is, an integer account a number), and
+        ids that place each event within the entry. The path (personal data) and the session
         key (an id) are not written.
         """
         link = await self.link()
@@ -69,13 +83,20 @@ class StreamWriterTests(TestCase):
         for n, user in enumerate([VISITOR, "alice", 2**40, ("tenant", 7)]):
             writer.add_request(request(user, n, path="/a/b"))
         await writer.flush()
-        got = await self.entries(link, "requests")
+        [(entry, flat)] = await link.execute("XRANGE", stream_key("requests"), "-", "+")
+        fields = dict(zip(flat[::2], flat[1::2], strict=True))
+        self.assertEqual(fields[b"n"], b"4")
+        self.assertNotIn(b"/a/b/x", fields[b"r"])
+        self.assertNotIn(b"key", fields[b"r"])
+        events = entries_of("requests", parse_stream_id(entry), fields, "example.org")
+        got = [json.loads(event.payload) for event in events]
         self.assertEqual(
             [event["user"] for event in got],
             [public_user(VISITOR), "alice", 2**40, ["tenant", 7]],
         )
+        first = {k: v for k, v in got[0].items() if k not in ("$schema", "meta")}
         self.assertEqual(
-            got[0],
+            first,
             {
                 "time": 1764770000.5,
                 "method": "GET",
@@ -85,6 +106,11 @@ class StreamWriterTests(TestCase):
                 "aborted": False,
                 "user": public_user(VISITOR),
             },
+        )
+        self.assertEqual(got[0]["meta"]["dt"], "2025-12-03T13:53:20.500Z")
+        self.assertEqual(
+            [format_stream_id(event.position) for event in events],
+            [entry.decode(), *(f"{entry.decode()}.{k}" for k in (1, 2, 3))],
         )
         self.assertEqual(await link.execute("SMEMBERS", STREAM_NAMES), [b"requests"])
 

@@ -125,7 +125,8 @@ class _Subscription(Resource):
         if last_id:
             start = parse_event_id(last_id.decode("utf-8", "replace"), streams)
         elif millis is not None:
-            start = dict.fromkeys(streams, (millis - 1, MAX_SEQUENCE) if millis > 0 else (0, 0))
+            before = (millis - 1, MAX_SEQUENCE, 0) if millis > 0 else (0, 0, 0)
+            start = dict.fromkeys(streams, before)
         return streams, start, EventFilter(conditions)
 
     async def _open(

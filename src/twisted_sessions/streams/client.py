@@ -68,6 +68,11 @@ class StreamClient:
         self._held_bytes = 0
         #: Events written to it (for tests and gauges).
         self.delivered = 0
+        # The response's headers were sent (the first write): from now on, bytes go straight
+        # to the connection (see _write); None where there is no plain one (in-memory tests).
+        self._transport = getattr(request.channel, "transport", None)
+        if not getattr(request, "startedWriting", False):
+            self._transport = None
         request.registerProducer(self, True)
         request.notifyFinish().addBoth(lambda _: self._gone(slow=False))
         _small_send_buffer(request)
@@ -92,7 +97,21 @@ class StreamClient:
             if self._held_bytes > self.buffer_limit:
                 self._disconnect_slow()
             return
-        self.request.write(data)
+        self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        """
+        ``request.write(data)``, without its per-call bookkeeping: the headers went with the
+        first bytes, so a write is the chunk framing (HTTP/1.1) and the transport's write.
+        At a million deliveries a second, Request.write was 14% of the server's time.
+        """
+        transport = self._transport
+        if transport is None:
+            self.request.write(data)
+        elif self.request.chunked:
+            transport.writeSequence((b"%x\r\n" % len(data), data, b"\r\n"))
+        else:
+            transport.write(data)
 
     def pauseProducing(self) -> None:
         self._paused = True
@@ -101,7 +120,7 @@ class StreamClient:
         self._paused = False
         if self._held and not self.closed:
             held, self._held, self._held_bytes = self._held, [], 0
-            self.request.write(b"".join(held))
+            self._write(b"".join(held))
 
     def stopProducing(self) -> None:
         self._gone(slow=False)

@@ -8,35 +8,42 @@ line of newline-delimited JSON.
 
 An event id is what ``Last-Event-ID`` sends back: as EventStreams does for several Kafka
 partitions, a JSON array with the position in every stream of the subscription,
-``[{"stream": "visits", "id": "1764770000123-0"}, ...]``, each a Redis Stream id, so that it
-stays valid across restarts of the server and on every server sharing the Redis.
+``[{"stream": "visits", "id": "1764770000123-0"}, ...]``, each a Redis Stream id (and, for
+an event of a batch, its index in it: ``1764770000123-0.17``), so that it stays valid across
+restarts of the server and on every server sharing the Redis.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import marshal
 import re
 import uuid
 from collections.abc import Hashable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-#: A Redis Stream id as a comparable pair (milliseconds, sequence).
-StreamId = tuple[int, int]
-#: The largest sequence number: ``(ms - 1, MAX_SEQUENCE)`` is just before anything at ``ms``.
+#: An event's place in its stream, comparable: a Redis Stream id (milliseconds, sequence) and
+#: the event's index in that entry (an entry of the ``requests`` stream holds a batch).
+StreamId = tuple[int, int, int]
+#: The largest sequence number: ``(ms - 1, MAX_SEQUENCE, 0)`` is just before anything at ``ms``.
 MAX_SEQUENCE = 2**64 - 1
-_STREAM_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
+_STREAM_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})(?:\.([0-9]{1,9}))?")
 #: The namespace of the events' ``meta.id`` (a UUID derived from stream and id: the same
 #: event has the same ``meta.id`` on every server and every replay).
 _NAMESPACE = uuid.UUID("6f1c7a52-3f0e-4d7b-9a53-2f6f1d0c9e11")
 #: Visitor ids (the visitor cookie's value) have this shape; see :func:`public_user`.
 _VISITOR = re.compile(r"[0-9a-f]{32}")
+#: Visitors already hashed (a returning visitor is looked up, not hashed again), bounded.
+_PSEUDONYMS: dict[str, str] = {}
+_PSEUDONYMS_KEPT = 100_000
 
 
 def parse_stream_id(text: bytes | str) -> StreamId:
     """
-    The pair of a Redis Stream id (``b"1764770000123-0"``).
+    The place an id names: a Redis Stream id (``b"1764770000123-0"``), with the index of
+    the event in that entry after a dot for a batch's events (``1764770000123-0.17``).
 
     :raises ValueError: naming the text, if it is not one.
     """
@@ -48,10 +55,21 @@ def parse_stream_id(text: bytes | str) -> StreamId:
     ms, sequence = int(found[1]), int(found[2])
     if sequence > MAX_SEQUENCE or ms > MAX_SEQUENCE:
         raise ValueError(f"not a stream id: {text!r}")
-    return ms, sequence
+    return ms, sequence, int(found[3] or 0)
 
 
 def format_stream_id(position: StreamId) -> str:
+    """
+    The text of a place (:func:`parse_stream_id`'s inverse).
+    """
+    ms, sequence, index = position
+    return f"{ms}-{sequence}.{index}" if index else f"{ms}-{sequence}"
+
+
+def entry_id(position: StreamId) -> str:
+    """
+    The Redis Stream id of the entry holding the event at ``position``.
+    """
     return f"{position[0]}-{position[1]}"
 
 
@@ -123,7 +141,14 @@ def public_user(user: Hashable) -> Any:
     """
     if isinstance(user, str):
         if len(user) == 32 and _VISITOR.fullmatch(user):
-            return "v-" + hashlib.sha1(user.encode("ascii")).hexdigest()[:16]
+            shown = _PSEUDONYMS.get(user)
+            if shown is None:
+                if len(_PSEUDONYMS) >= _PSEUDONYMS_KEPT:
+                    _PSEUDONYMS.clear()
+                shown = _PSEUDONYMS[user] = (
+                    "v-" + hashlib.sha1(user.encode("ascii")).hexdigest()[:16]
+                )
+            return shown
         return user
     if isinstance(user, int | float | bool) or user is None:
         return user
@@ -137,7 +162,8 @@ class Entry:
     One event read from a Redis Stream, turned into the bytes clients get once.
 
     :ivar stream: the stream's name.
-    :ivar position: its Redis Stream id.
+    :ivar position: its place in the stream.
+    :ivar payload: the event's data, the JSON object every client gets.
     """
 
     __slots__ = ("_data", "payload", "position", "stream")
@@ -146,18 +172,14 @@ class Entry:
         self,
         stream: str,
         position: StreamId,
-        fields: Mapping[bytes, bytes],
+        millis: int,
+        body: bytes,
+        schema: bytes | None,
         domain: str,
     ) -> None:
         self.stream = stream
         self.position = position
         self._data: dict[str, Any] | None = None
-        body = fields.get(b"d", b"{}")
-        schema = fields.get(b"s") or f"/twisted-sessions/{stream}/1.0.0".encode()
-        try:
-            millis = int(fields.get(b"t", b"0"))
-        except ValueError:
-            millis = position[0]
         dt = datetime.fromtimestamp(millis / 1000, UTC).isoformat(timespec="milliseconds")
         meta = {
             "stream": stream,
@@ -165,13 +187,15 @@ class Entry:
             "id": str(uuid.uuid5(_NAMESPACE, f"{stream}/{format_stream_id(position)}")),
             "domain": domain,
         }
+        schema_text = (schema or f"/twisted-sessions/{stream}/1.0.0".encode()).decode(
+            "utf-8", "replace"
+        )
         head = b'{"$schema":%s,"meta":%s' % (
-            json.dumps(schema.decode("utf-8", "replace")).encode(),
+            json.dumps(schema_text).encode(),
             json.dumps(meta, separators=(",", ":")).encode(),
         )
         # The body is the publisher's JSON object: its fields follow $schema and meta.
         rest = body.strip()[1:]
-        #: The event's data, the JSON object every client gets.
         self.payload = head + (b"," + rest if rest.strip() != b"}" else b"}")
 
     @property
@@ -183,6 +207,56 @@ class Entry:
             parsed = json.loads(self.payload)
             self._data = parsed if isinstance(parsed, dict) else {}
         return self._data
+
+
+def entries_of(
+    stream: str, position: StreamId, fields: Mapping[bytes, bytes], domain: str
+) -> list[Entry]:
+    """
+    The events of one Redis Stream entry: one, or a batch of requests (``r``, the marshal list
+    the writer made of a flush's requests) of which each becomes an event, its JSON made here.
+
+    The entry is the server's own (trusted: whoever writes Redis can change every number
+    anyway); what is not a list of request tuples is logged by the caller and skipped.
+
+    :raises ValueError: the entry's batch cannot be read.
+    """
+    ms, sequence, _ = position
+    batch = fields.get(b"r")
+    if batch is None:
+        try:
+            millis = int(fields.get(b"t", b"0"))
+        except ValueError:
+            millis = ms
+        return [Entry(stream, position, millis, fields.get(b"d", b"{}"), fields.get(b"s"), domain)]
+    try:
+        rows = marshal.loads(batch)
+    except (EOFError, ValueError, TypeError) as error:
+        raise ValueError(f"a batch of {stream} at {entry_id(position)}: {error}") from None
+    if not isinstance(rows, list):
+        raise ValueError(f"a batch of {stream} at {entry_id(position)} is not a list")
+    entries = []
+    for index, row in enumerate(rows):
+        if not (isinstance(row, tuple) and len(row) == 7):
+            raise ValueError(f"a batch of {stream} at {entry_id(position)}: bad row {index}")
+        user, timestamp, method, status, duration, aborted, resource = row
+        body = json.dumps(
+            {
+                "time": round(timestamp, 3),
+                "method": method,
+                "resource": resource,
+                "status": status,
+                "duration": round(duration, 6),
+                "aborted": aborted,
+                "user": public_user(user),
+            },
+            separators=(",", ":"),
+            ensure_ascii=False,
+        ).encode("utf-8")
+        entries.append(
+            Entry(stream, (ms, sequence, index), int(timestamp * 1000), body, None, domain)
+        )
+    return entries
 
 
 def sse_frame(entry: Entry, event_id: bytes) -> bytes:

@@ -29,7 +29,8 @@ from .frames import (
     Entry,
     StreamId,
     encode_event_id,
-    format_stream_id,
+    entries_of,
+    entry_id,
     parse_stream_id,
     sse_frame,
 )
@@ -127,8 +128,10 @@ class StreamReader:
                     await self._heads(client.streams)
                     positions = dict(start)
                     for stream in client.streams:
-                        positions.setdefault(stream, self.positions.get(stream, (0, 0)))
+                        positions.setdefault(stream, self.positions.get(stream, (0, 0, 0)))
                     client.positions = positions
+                if self._caught_up(client):
+                    return  # Live from the present: no history to read (the usual client).
                 full = await self._history_page(client)
             except (RedisUnavailable, RedisTimeout):
                 # Redis away: the client stays connected, and catches up when it is back.
@@ -137,11 +140,21 @@ class StreamReader:
                 continue
             if full or client.closed:
                 continue
-            if any(client.positions[s] < self.positions.get(s, (0, 0)) for s in client.streams):
-                continue  # The reader went on meanwhile: fetch what it delivered.
-            client.synced = all(client.positions[s] == self.positions[s] for s in client.streams)
-            self._live.add(client)
-            return
+            if self._caught_up(client):
+                return
+            # The reader went on meanwhile: fetch what it delivered.
+
+    def _caught_up(self, client: StreamClient) -> bool:
+        """
+        If ``client`` has everything the reader has read, let it join the live fan-out (now,
+        in this reactor turn, so that nothing is delivered in between).
+        """
+        streams = client.streams
+        if any(client.positions[s] < self.positions.get(s, (0, 0, 0)) for s in streams):
+            return False
+        client.synced = all(client.positions[s] == self.positions.get(s) for s in streams)
+        self._live.add(client)
+        return True
 
     def unsubscribe(self, client: StreamClient) -> None:
         """
@@ -171,7 +184,12 @@ class StreamReader:
         for stream, reply in zip(missing, replies, strict=True):
             if stream in self.positions or stream not in self._clients:
                 continue
-            self.positions[stream] = parse_stream_id(reply[0][0]) if reply else (0, 0)
+            head = (0, 0, 0)
+            if reply:
+                ms, sequence, _ = parse_stream_id(reply[0][0])
+                count = _fields(reply[0][1]).get(b"n", b"1")
+                head = (ms, sequence, max(int(count) - 1, 0) if count.isdigit() else 0)
+            self.positions[stream] = head
         self._wake()
 
     async def _history_page(self, client: StreamClient) -> bool:
@@ -184,7 +202,8 @@ class StreamReader:
             self._link.execute(
                 "XRANGE",
                 stream_key(s),
-                "(" + format_stream_id(client.positions[s]),
+                # From the entry of its last event (a batch may hold more after it).
+                entry_id(client.positions[s]),
                 "+",
                 "COUNT",
                 COUNT,
@@ -193,9 +212,10 @@ class StreamReader:
         ]
         pages = await gather(calls)
         entries = [
-            Entry(stream, parse_stream_id(item[0]), _fields(item[1]), self.domain)
+            entry
             for stream, page in zip(streams, pages, strict=True)
             for item in page or ()
+            for entry in self._expand(stream, item)
         ]
         entries.sort(key=lambda entry: entry.position)
         if not client.closed:
@@ -262,7 +282,8 @@ class StreamReader:
                 int(self.block * 1000),
                 "STREAMS",
                 *(stream_key(s) for s in streams),
-                *(format_stream_id(self.positions[s]) for s in streams),
+                # The reader reads whole entries: it is past the whole of its last one.
+                *(entry_id(self.positions[s]) for s in streams),
             ]
             try:
                 reply = await self._blocking.execute(*command)
@@ -298,11 +319,21 @@ class StreamReader:
             if have is None:
                 continue  # Nobody reads it any more.
             for item in items:
-                position = parse_stream_id(item[0])
-                if position > have:
-                    entries.append(Entry(stream, position, _fields(item[1]), self.domain))
+                entries += [e for e in self._expand(stream, item) if e.position > have]
         entries.sort(key=lambda entry: entry.position)
         return entries
+
+    def _expand(self, stream: str, item: list[Any]) -> list[Entry]:
+        """
+        The events of one entry of ``stream`` (none, logged, if it cannot be read).
+        """
+        try:
+            return entries_of(stream, parse_stream_id(item[0]), _fields(item[1]), self.domain)
+        except ValueError as error:
+            self._log.error(
+                "stream {stream}: skipping an entry: {error}", stream=stream, error=str(error)
+            )
+            return []
 
     def deliver(self, entries: list[Entry]) -> None:
         """
@@ -326,7 +357,7 @@ class StreamReader:
         for client in ahead:
             self._send_own(client, entries)
             client.synced = all(
-                client.positions[s] == self.positions.get(s, (0, MAX_SEQUENCE))
+                client.positions[s] == self.positions.get(s, (0, MAX_SEQUENCE, 0))
                 for s in client.streams
             )
 
@@ -338,7 +369,7 @@ class StreamReader:
         """
         first = members[0]
         streams, event_filter, sse = first.streams, first.filter, first.sse
-        positions = {s: before.get(s, (0, 0)) for s in streams}
+        positions = {s: before.get(s, (0, 0, 0)) for s in streams}
         parts = []
         for entry in entries:
             if entry.stream not in positions:

@@ -8,8 +8,9 @@ their guarantees.
   (an age and a length, both approximate, as ``XTRIM ... ~`` is), and a marker that makes a
   retried call a no-op: an event is never written twice, even when a reply was lost.
 - Request events (the ``requests`` stream, one per tracked request) cost the request path an
-  append and nothing else: the flush hands the requests' fields to Redis as one ``marshal``
-  string, and the script formats each event's JSON (see :data:`WRITE_EVENTS`).
+  append and nothing else: the flush hands a batch of requests' fields to Redis as one
+  ``marshal`` string, kept as one stream entry; readers make each event's JSON (see
+  :data:`WRITE_EVENTS`).
 - Bounded while Redis is away: at most ``max_pending`` events wait, beyond them events are
   dropped, counted in :attr:`StreamWriter.dropped` and logged at most once a minute.
 - At shutdown, what cannot be written goes to the writer's own spool file
@@ -56,14 +57,20 @@ REQUEST_FIELDS = itemgetter(0, 1, 2, 4, 5, 7, 8)
 #:
 #: KEYS: the batch's marker, the set of stream names, the ``requests`` stream, then the other
 #: streams of the batch. ARGV: the marker's TTL, the oldest stream id kept (``MINID``), the
-#: most entries kept per stream (``MAXLEN``), the events (a marshal list of (key index, time in
-#: ms, JSON body, $schema or "") tuples), the request events (a marshal list of
-#: :data:`REQUEST_FIELDS` tuples), then the names of the streams written.
+#: most events kept per stream (``MAXLEN``), the events (a marshal list of (key index, time in
+#: ms, JSON body, $schema or "") tuples, one ``XADD`` each), the request events (a marshal list
+#: of :data:`REQUEST_FIELDS` tuples, written whole as one entry: ``t`` the first one's time,
+#: ``n`` how many, ``r`` the list), the first one's time and their number, then the names of
+#: the streams written.
 #:
 #: Why marshal: ``json.dumps`` of a request's fields costs 3.6 µs in the server (float to text
-#: is slow), ``marshal.dumps`` 0.5 µs (binary floats, strings copied); the request path has no
-#: more to spare (docs/benchmarks.md). The script reads the subset of marshal (format 4) that
-#: tuples of str, int, float, bool and None make, and fails loudly on anything else.
+#: is slow), ``marshal.dumps`` 0.5 µs (binary floats, strings copied), and the request path has
+#: no more to spare (docs/benchmarks.md). Why one entry for a flush's requests: an ``XADD`` and
+#: its JSON per request cost Redis about 10 µs each, on the same cores as the server; as one
+#: entry, a request costs Redis its bytes, and its JSON is made by the readers, once per
+#: process, only where clients read the stream (:func:`~.frames.entries_of`). The script reads
+#: the subset of marshal (format 4) that tuples of str, int, float, bool and None make, for
+#: the other streams' events, and fails loudly on anything else.
 WRITE_EVENTS = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
@@ -131,16 +138,6 @@ local function reader(data)
   end
   return read
 end
-local function public_user(user)
-  if type(user) == 'string' and #user == 32 and not string.find(user, '[^0-9a-f]') then
-    return 'v-' .. string.sub(redis.sha1hex(user), 1, 16)
-  end
-  return user
-end
--- cjson writes '/' as '\\/': valid JSON, but not what people expect to read.
-local function json(value)
-  return (string.gsub(cjson.encode(value), '\\\\/', '/'))
-end
 local written = 0
 local function read_all(data)
   if data == '' then return {} end
@@ -155,25 +152,24 @@ for _, event in ipairs(read_all(ARGV[4])) do
   redis.call('XADD', KEYS[event[1]], '*', unpack(fields))
   written = written + 1
 end
-for _, r in ipairs(read_all(ARGV[5])) do
-  local body = '{"time":' .. string.format('%.3f', r[2])
-    .. ',"method":' .. json(r[3])
-    .. ',"resource":' .. json(r[7])
-    .. ',"status":' .. string.format('%d', r[4])
-    .. ',"duration":' .. string.format('%.6f', r[5])
-    .. ',"aborted":' .. (r[6] and 'true' or 'false')
-    .. ',"user":' .. json(public_user(r[1])) .. '}'
-  redis.call('XADD', KEYS[3], '*', 't', string.format('%d', r[2] * 1000), 'd', body)
-  written = written + 1
+local requests = tonumber(ARGV[7])
+if requests > 0 then
+  redis.call('XADD', KEYS[3], '*', 't', ARGV[6], 'n', ARGV[7], 'r', ARGV[5])
+  written = written + requests
 end
 for k = 3, #KEYS do
   if ARGV[2] ~= '0' then
     redis.call('XTRIM', KEYS[k], 'MINID', '~', ARGV[2])
   end
-  redis.call('XTRIM', KEYS[k], 'MAXLEN', '~', ARGV[3])
+  local most = tonumber(ARGV[3])
+  if k == 3 and requests > 0 then
+    -- An entry of the requests stream holds a batch: keep about MAXLEN requests.
+    most = math.max(math.floor(most / requests), 1)
+  end
+  redis.call('XTRIM', KEYS[k], 'MAXLEN', '~', most)
 end
-if #ARGV > 5 then
-  redis.call('SADD', KEYS[2], unpack(ARGV, 6))
+if #ARGV > 7 then
+  redis.call('SADD', KEYS[2], unpack(ARGV, 8))
 end
 redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
 return written
@@ -185,7 +181,7 @@ class Batch:
     One script call's events, with the marker that makes it happen once.
     """
 
-    __slots__ = ("count", "events", "marker", "names", "requests")
+    __slots__ = ("count", "events", "marker", "names", "request_count", "requests", "requests_at")
 
     def __init__(
         self,
@@ -194,6 +190,8 @@ class Batch:
         events: bytes,
         requests: bytes,
         count: int,
+        request_count: int = 0,
+        requests_at: int = 0,
     ) -> None:
         self.marker = marker
         #: The streams written, ``requests`` first (KEYS[3]), whether it has events or not.
@@ -201,6 +199,9 @@ class Batch:
         self.events = events
         self.requests = requests
         self.count = count
+        #: How many request events ``requests`` holds, and the first one's time (ms).
+        self.request_count = request_count
+        self.requests_at = requests_at
 
     def call(self, min_id: str, max_length: int) -> tuple[Any, ...]:
         """
@@ -210,7 +211,16 @@ class Batch:
         written = [name for name in self.names if name != "requests"]
         if self.requests:
             written.append("requests")
-        argv = [MARKER_TTL, min_id, max_length, self.events, self.requests, *written]
+        argv = [
+            MARKER_TTL,
+            min_id,
+            max_length,
+            self.events,
+            self.requests,
+            self.requests_at,
+            self.request_count,
+            *written,
+        ]
         return ("EVAL", WRITE_EVENTS, len(keys), *keys, *argv)
 
     def to_line(self) -> str:
@@ -224,6 +234,8 @@ class Batch:
                 "events": base64.b64encode(self.events).decode("ascii"),
                 "requests": base64.b64encode(self.requests).decode("ascii"),
                 "count": self.count,
+                "request_count": self.request_count,
+                "requests_at": self.requests_at,
             }
         )
 
@@ -242,6 +254,8 @@ class Batch:
                 base64.b64decode(fields["events"]),
                 base64.b64decode(fields["requests"]),
                 int(fields["count"]),
+                int(fields.get("request_count", 0)),
+                int(fields.get("requests_at", 0)),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"not a stream spool line: {error}") from None
@@ -358,6 +372,8 @@ class StreamWriter(WriteBehind):
                     marshal.dumps(rows),
                     marshal.dumps(list(map(REQUEST_FIELDS, requested))) if requested else b"",
                     len(some) + len(requested),
+                    len(requested),
+                    int(requested[0].timestamp * 1000) if requested else 0,
                 )
             )
             self._in_batches += len(some) + len(requested)
