@@ -56,3 +56,43 @@ def publisher() -> Resource:
     root = pages()
     root.putChild(b"publish", _Publish())
     return root
+
+
+#: A page that follows a protected stream the way docs/streams.md shows: it reopens its
+#: EventSource after a refusal, and exchanges the bearer token for the stats cookie.
+STREAM_PAGE = b"""<!doctype html>
+<meta charset="utf-8">
+<title>stream</title>
+<script>
+window.events = [];
+window.refusals = 0;
+window.opened = false;
+function follow(streams) {
+  const source = new EventSource("/stats/stream/" + streams);
+  source.onmessage = (message) => window.events.push(JSON.parse(message.data));
+  source.onopen = () => { window.opened = true; };
+  source.onerror = () => {
+    if (source.readyState === EventSource.CLOSED) {
+      window.refusals += 1;
+      setTimeout(() => follow(streams), 300);
+    }
+  };
+}
+async function exchange(token) {
+  const answer = await fetch("/stats/auth", {
+    method: "POST", headers: {Authorization: "Bearer " + token}});
+  return answer.status;
+}
+</script>
+"""
+
+
+def stream_page() -> Resource:
+    """
+    :func:`publisher`, and ``/page``: :data:`STREAM_PAGE`.
+    """
+    root = publisher()
+    page = Data(STREAM_PAGE, "text/html; charset=utf-8")
+    page.isLeaf = True
+    root.putChild(b"page", page)
+    return root
