@@ -236,3 +236,18 @@ def test_no_cookie_without_a_token() -> None:
     response = call(server("--stats-public").site, "POST", "/stats/auth")
     assert response.status == 400
     assert "no token" in json.loads(response.body)["error"]
+
+
+def test_streams_are_protected_and_not_traffic() -> None:
+    """
+    The stream endpoints follow the stats tree's rule: a remote client without a token gets a
+    403 (JSON) and no cookie, before anything streams.
+    """
+    site = server().site
+    remote = IPv4Address("TCP", "10.1.2.3", 1)
+    for path in ("/stats/stream", "/stats/stream/visits", "/stats/stream/requests,visits"):
+        response = fetch(site, path, remote)
+        assert response.status == 403, path
+        assert "loopback" in json.loads(response.body)["error"]
+        assert response.header("Set-Cookie") is None
+    assert len(site.sessions) == 0

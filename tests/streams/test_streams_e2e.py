@@ -442,3 +442,22 @@ def test_resuming_inside_a_batch_of_requests(workdir: Path, servers: list[Twistd
     assert times == sorted(times) and len(set(times)) == 12
     ids = [json.loads(event_id)[0]["id"] for event_id, _ in first + rest]
     assert len(set(ids)) == 12
+
+
+def test_heartbeats_and_last_event_id_over_since(workdir: Path, servers: list[Twistd]) -> None:
+    """
+    An idle stream gets a comment line every --stream-heartbeat seconds (proxies keep it
+    open; SSE clients ignore it); a client sending both Last-Event-ID and since resumes after
+    the id: the id wins.
+    """
+    server = start(workdir, servers, "--stream-heartbeat", "0.3")
+    publish(server, "signups", 0)
+    since = now_ms()
+    publish(server, "signups", 6)
+    got = messages(sseclient.SSEClient(server.url + f"stats/stream/signups?since={since}"), 6)
+    idle = read_raw(server, "stats/stream/signups", 1.5)
+    assert idle.count(b":\n") >= 3, idle
+    resumed = sseclient.SSEClient(
+        server.url + f"stats/stream/signups?since={since}", last_id=got[3][0], timeout=PATIENCE
+    )
+    assert [data["n"] for _, data in messages(resumed, 2)] == [4, 5]

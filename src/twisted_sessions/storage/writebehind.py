@@ -136,11 +136,11 @@ class WriteBehind:
                 "{noun} are written again ({count} still waiting)", noun=self.noun, count=still
             )
 
-    def _drop(self) -> None:
+    def _drop(self, count: int = 1) -> None:
         """
-        Count one write the full backlog could not keep, and warn at most once a minute.
+        Count ``count`` writes the full backlog could not keep, and warn at most once a minute.
         """
-        self.dropped += 1
+        self.dropped += count
         now = self._clock.seconds()
         if now - self._last_drop_warning >= 60:
             self._last_drop_warning = now

@@ -24,6 +24,7 @@ from twisted.logger import Logger
 
 from ..storage.keys import stream_key
 from ..storage.link import RedisTimeout, RedisUnavailable, gather
+from .client import as_chunk
 from .frames import (
     MAX_SEQUENCE,
     Entry,
@@ -382,10 +383,12 @@ class StreamReader:
             else:
                 parts.append(entry.payload + b"\n")
         data = b"".join(parts)
+        # Framed once for the group: copying 30 KiB per client per batch was 7% of the time.
+        chunk = as_chunk(data) if data else None
         for client in members:
             # Synced clients of a group share one positions dict: the reader's, as of now.
             client.positions = positions
-            client.send(data, len(parts))
+            client.send(data, len(parts), chunk)
 
 
 def _fields(flat: list[Any]) -> dict[bytes, bytes]:

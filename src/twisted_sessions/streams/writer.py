@@ -335,7 +335,8 @@ class StreamWriter(WriteBehind):
 
     def add_request(self, event: RequestEvent) -> None:
         """
-        Queue one request event for the ``requests`` stream (an append).
+        Queue one request event for the ``requests`` stream (an append; the server's Site
+        calls :attr:`requests`' own ``append``, and the bound is kept at the next flush).
         """
         requests = self.requests
         # One comparison with a room kept up to date by the rarer calls, rather than the
@@ -350,7 +351,14 @@ class StreamWriter(WriteBehind):
         Move what is pending into batches of at most :data:`CHUNK` events.
         """
         events, self._events = self._events, []
-        requests, self.requests = self.requests, []
+        # The same list object stays: the Site calls its append (see Streams).
+        requests = self.requests[:]
+        self.requests.clear()
+        room = self.max_pending - len(events) - self._in_batches
+        if len(requests) > room:
+            # Redis away for long: the newest beyond the bound are dropped, and counted.
+            self._drop(len(requests) - max(room, 0))
+            requests = requests[: max(room, 0)]
         for at in range(0, max(len(events), len(requests)), CHUNK):
             some = events[at : at + CHUNK]
             names = ["requests"]
