@@ -131,25 +131,23 @@ class StreamReader:
                     for stream in client.streams:
                         positions.setdefault(stream, self.positions.get(stream, (0, 0, 0)))
                     client.positions = positions
+                # Live from the present (the usual client) has no history to read; after a
+                # page, the reader may have gone on meanwhile: the next page has what it read.
                 if self._caught_up(client):
-                    return  # Live from the present: no history to read (the usual client).
-                full = await self._history_page(client)
+                    return
+                await self._history_page(client)
             except (RedisUnavailable, RedisTimeout):
                 # Redis away: the client stays connected, and catches up when it is back.
                 await deferLater(self._clock, backoff, lambda: None)
                 backoff = min(backoff * 2, 5.0)
-                continue
-            if full or client.closed:
-                continue
-            if self._caught_up(client):
-                return
-            # The reader went on meanwhile: fetch what it delivered.
 
     def _caught_up(self, client: StreamClient) -> bool:
         """
         If ``client`` has everything the reader has read, let it join the live fan-out (now,
         in this reactor turn, so that nothing is delivered in between).
         """
+        if client.closed:
+            return True  # Gone while it caught up: nothing to join.
         streams = client.streams
         if any(client.positions[s] < self.positions.get(s, (0, 0, 0)) for s in streams):
             return False
@@ -193,10 +191,9 @@ class StreamReader:
             self.positions[stream] = head
         self._wake()
 
-    async def _history_page(self, client: StreamClient) -> bool:
+    async def _history_page(self, client: StreamClient) -> None:
         """
-        Deliver ``client`` the next page of each of its streams' history; whether a page was
-        full (there is more).
+        Deliver ``client`` the next page of each of its streams' history.
         """
         streams = client.streams
         calls = [
@@ -221,7 +218,6 @@ class StreamReader:
         entries.sort(key=lambda entry: entry.position)
         if not client.closed:
             self._send_own(client, entries)
-        return any(page and len(page) >= COUNT for page in pages)
 
     def _send_own(self, client: StreamClient, entries: list[Entry]) -> None:
         """
