@@ -268,6 +268,25 @@ def test_connection_caps_answer_429(workdir: Path, servers: list[Twistd]) -> Non
         time.sleep(0.1)
 
 
+def test_the_total_cap_answers_429(workdir: Path, servers: list[Twistd]) -> None:
+    """
+    Past --stream-max-clients in all, a new stream client gets a 429 naming the cap.
+    """
+    server = start(workdir, servers, "--stream-max-clients", "1")
+    publish(server, "signups", 0)
+    parts = urlsplit(server.url)
+    first = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    first.request("GET", "/stats/stream/signups")
+    assert first.getresponse().status == 200
+    second = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    second.request("GET", "/stats/stream/signups")
+    response = second.getresponse()
+    assert response.status == 429
+    assert response.getheader("Retry-After") == "10"
+    assert "most stream clients (1)" in json.loads(response.read())["error"]
+    first.close()
+
+
 def test_restart_in_the_middle_resumes_from_history(workdir: Path, servers: list[Twistd]) -> None:
     """
     The server restarts while a client reads: the client reconnects with its last id to the
