@@ -105,7 +105,6 @@ def batch_requests(writer: Any) -> None:
     writer._batch()
     writer._batches.clear()
     writer._in_batches = 0
-    writer._room()
 
 
 def our_site(reactor: Any, data_dir: Path, extra: list[str]) -> server.Site:

@@ -91,9 +91,10 @@ def messages(client: sseclient.SSEClient, count: int) -> list[tuple[str, dict[st
 def test_sseclient_gets_every_event_once_in_order(workdir: Path, servers: list[Twistd]) -> None:
     """
     Events published after ``since`` reach an sseclient once each, in order, with an event
-    type, an id and data as EventStreams sends them ($schema and meta beside the fields).
+    type, an id and data as EventStreams sends them ($schema and meta beside the fields);
+    each is written to Redis once and read back once, whatever the number of clients.
     """
-    server = start(workdir, servers)
+    server = start(workdir, servers, "--streams", "")  # Only the application's events.
     publish(server, "signups", 0)
     since = now_ms()
     client = sseclient.SSEClient(
@@ -109,6 +110,10 @@ def test_sseclient_gets_every_event_once_in_order(workdir: Path, servers: list[T
     assert data["meta"]["stream"] == "signups"
     assert data["meta"]["dt"].endswith("Z")
     assert len({data["meta"]["id"] for _, data in received}) == 300
+    gauges = json.loads(server.get("stats")[1])["streams"]
+    assert gauges["stream_events_written"] == 300
+    assert gauges["stream_events_read"] == 300
+    assert gauges["connected_clients"] == {"signups": 1}
 
 
 def test_a_cut_connection_resumes_with_its_last_id(workdir: Path, servers: list[Twistd]) -> None:
@@ -168,7 +173,9 @@ def test_server_side_filters_follow_pywikibot(workdir: Path, servers: list[Twist
     assert b"data:" not in lines
 
 
-def read_raw(server: Twistd, path: str, seconds: float, headers: dict[str, str] | None = None):
+def read_raw(
+    server: Twistd, path: str, seconds: float, headers: dict[str, str] | None = None
+) -> bytes:
     """
     What a stream sends in ``seconds`` (raw bytes of the body).
     """

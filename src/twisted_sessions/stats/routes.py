@@ -436,6 +436,8 @@ _INDEX = _object(
             connected_clients={"type": "object", "additionalProperties": _COUNT},
             client_connections_total=_COUNT,
             slow_client_disconnects=_COUNT,
+            stream_events_written=_COUNT,
+            stream_events_read=_COUNT,
             stream_backlog=_COUNT,
             dropped_stream_events=_COUNT,
         ),

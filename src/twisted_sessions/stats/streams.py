@@ -139,32 +139,18 @@ class _Subscription(Resource):
     ) -> None:
         finished = [False]
         request.notifyFinish().addBoth(lambda _: finished.__setitem__(0, True))
+        client_ip = str(getattr(request.getClientAddress(), "host", "unix"))
         try:
-            unknown = await self._streams.unknown(names)
+            refusal = await self._refusal(names, client_ip)
         except (RedisUnavailable, RedisTimeout) as error:
-            if not finished[0]:
-                request.setHeader(b"Retry-After", RETRY_AFTER)
-                request.write(send_json(request, 503, {"error": f"Redis is unreachable: {error}"}))
-                request.finish()
-            return
+            refusal = (503, f"Redis is unreachable: {error}", RETRY_AFTER)
         if finished[0]:
             return
-        if unknown:
-            known = ", ".join(sorted(self._streams.declared)) or "none yet"
-            request.write(
-                send_json(
-                    request,
-                    400,
-                    {"error": f"no such stream: {', '.join(unknown)} (streams: {known})"},
-                )
-            )
-            request.finish()
-            return
-        client_ip = str(getattr(request.getClientAddress(), "host", "unix"))
-        refusal = self._streams.refusal(client_ip)
         if refusal is not None:
-            request.setHeader(b"Retry-After", b"10")
-            request.write(send_json(request, 429, {"error": refusal}))
+            code, message, retry_after = refusal
+            if retry_after:
+                request.setHeader(b"Retry-After", retry_after)
+            request.write(send_json(request, code, {"error": message}))
             request.finish()
             return
         request.setResponseCode(200)
@@ -182,3 +168,20 @@ class _Subscription(Resource):
         # the first event (a blank line would make sseclient yield an empty event).
         request.write(b":ok\nretry: %d\n" % RETRY_MS if sse else b"")
         self._streams.connect(request, client_ip, names, start, event_filter, sse)
+
+    async def _refusal(
+        self, names: tuple[str, ...], client_ip: str
+    ) -> tuple[int, str, bytes | None] | None:
+        """
+        Why the stream cannot be opened (a status, the problem, a Retry-After), or ``None``:
+        an unknown stream (which may take asking Redis), or a connection cap. The caps are
+        looked at after Redis answered, in the reactor turn that connects the client.
+        """
+        unknown = await self._streams.unknown(names)
+        if unknown:
+            known = ", ".join(sorted(self._streams.declared)) or "none yet"
+            return 400, f"no such stream: {', '.join(unknown)} (streams: {known})", None
+        refusal = self._streams.refusal(client_ip)
+        if refusal is not None:
+            return 429, refusal, b"10"
+        return None

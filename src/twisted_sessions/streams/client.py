@@ -67,8 +67,6 @@ class StreamClient:
         self._paused = False
         self._held: list[bytes] = []
         self._held_bytes = 0
-        #: Events written to it (for tests and gauges).
-        self.delivered = 0
         # The response's headers were sent (the first write): from now on, bytes go straight
         # to the connection (see _write); None where there is no plain one (in-memory tests).
         self._transport = getattr(request.channel, "transport", None)
@@ -88,7 +86,7 @@ class StreamClient:
         """
         return (self.streams, self.filter.key, self.sse)
 
-    def send(self, data: bytes, events: int = 0, chunk: bytes | None = None) -> None:
+    def send(self, data: bytes, chunk: bytes | None = None) -> None:
         """
         Write ``data`` (one or more whole events), or hold it while the connection is full.
 
@@ -97,7 +95,6 @@ class StreamClient:
         """
         if self.closed or not data:
             return
-        self.delivered += events
         if self._paused:
             self._held.append(data)
             self._held_bytes += len(data)

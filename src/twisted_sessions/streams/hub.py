@@ -218,6 +218,8 @@ class Streams:
         if not missing:
             return []
         found = await self.link.execute("SMISMEMBER", STREAM_NAMES, *missing)
+        # Known from now on without asking again (a stream's name is never forgotten).
+        self.declared.update(name for name, there in zip(missing, found, strict=True) if there)
         return [name for name, there in zip(missing, found, strict=True) if not there]
 
     # -- clients ---------------------------------------------------------------------------
@@ -284,6 +286,8 @@ class Streams:
             },
             "client_connections_total": self.connections_total,
             "slow_client_disconnects": self.slow_disconnects,
+            "stream_events_written": self.writer.events_written,
+            "stream_events_read": self.reader.events_read,
             "stream_backlog": self.writer.backlog,
             "dropped_stream_events": self.writer.dropped,
         }

@@ -237,7 +237,7 @@ class StreamReader:
                 parts.append(sse_frame(entry, encode_event_id(positions, client.streams)))
             else:
                 parts.append(entry.payload + b"\n")
-        client.send(b"".join(parts), len(parts))
+        client.send(b"".join(parts))
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -384,7 +384,7 @@ class StreamReader:
         for client in members:
             # Synced clients of a group share one positions dict: the reader's, as of now.
             client.positions = positions
-            client.send(data, len(parts), chunk)
+            client.send(data, chunk)
 
 
 def _fields(flat: list[Any]) -> dict[bytes, bytes]:

@@ -48,8 +48,9 @@ CHUNK = 1_000
 #: Seconds a written batch's marker is kept (a spool replayed later than this could repeat it).
 MARKER_TTL = 30 * 86_400
 
-#: The fields of a RequestEvent the ``requests`` stream shows, in the order the script reads
-#: them: user, timestamp, method, status, duration, aborted, resource. (The path may carry
+#: The fields of a RequestEvent the ``requests`` stream shows, in the order its readers take
+#: them (:func:`~.frames.entries_of`): user, timestamp, method, status, duration, aborted,
+#: resource. (The path may carry
 #: personal data, the session key is an id: neither leaves the process.)
 REQUEST_FIELDS = itemgetter(0, 1, 2, 4, 5, 7, 8)
 
@@ -190,8 +191,8 @@ class Batch:
         events: bytes,
         requests: bytes,
         count: int,
-        request_count: int = 0,
-        requests_at: int = 0,
+        request_count: int,
+        requests_at: int,
     ) -> None:
         self.marker = marker
         #: The streams written, ``requests`` first (KEYS[3]), whether it has events or not.
@@ -254,8 +255,8 @@ class Batch:
                 base64.b64decode(fields["events"]),
                 base64.b64decode(fields["requests"]),
                 int(fields["count"]),
-                int(fields.get("request_count", 0)),
-                int(fields.get("requests_at", 0)),
+                int(fields["request_count"]),
+                int(fields["requests_at"]),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"not a stream spool line: {error}") from None
@@ -308,8 +309,6 @@ class StreamWriter(WriteBehind):
         self._batches: list[Batch] = []
         self._number = 0
         self._in_batches = 0
-        #: How many request events may wait: the bound less what else waits.
-        self._request_room = max_pending
         self.events_written = 0
 
     @property
@@ -328,23 +327,17 @@ class StreamWriter(WriteBehind):
             self._drop()
             return
         self._events.append((stream, int(when * 1000), body, schema))
-        self._request_room -= 1
-
-    def _room(self) -> None:
-        self._request_room = self.max_pending - len(self._events) - self._in_batches
 
     def add_request(self, event: RequestEvent) -> None:
         """
-        Queue one request event for the ``requests`` stream (an append; the server's Site
-        calls :attr:`requests`' own ``append``, and the bound is kept at the next flush).
+        Queue one request event for the ``requests`` stream, within the bound. (The server's
+        Site calls :attr:`requests`' own ``append`` instead, the cheapest call there is, and
+        the bound is then kept at the next flush, at most 100 ms later.)
         """
-        requests = self.requests
-        # One comparison with a room kept up to date by the rarer calls, rather than the
-        # backlog property: this runs on every request.
-        if len(requests) >= self._request_room:
+        if self.backlog >= self.max_pending:
             self._drop()
             return
-        requests.append(event)
+        self.requests.append(event)
 
     def _batch(self) -> None:
         """
@@ -385,7 +378,6 @@ class StreamWriter(WriteBehind):
                 )
             )
             self._in_batches += len(some) + len(requested)
-        self._room()
 
     async def _send(self) -> None:
         if self._events or self.requests:
@@ -417,7 +409,6 @@ class StreamWriter(WriteBehind):
                 )
                 continue
             self.events_written += batch.count
-        self._room()
         if error is not None:
             self._redis_away(error)
             return
@@ -441,7 +432,6 @@ class StreamWriter(WriteBehind):
             if self._write_spool(lines, self._in_batches):
                 self._batches.clear()
                 self._in_batches = 0
-                self._room()
 
     def _replay(self, files: list[Path]) -> None:
         count = 0
@@ -459,7 +449,6 @@ class StreamWriter(WriteBehind):
                 self._batches.append(batch)
                 self._in_batches += batch.count
                 count += batch.count
-        self._room()
         self._log.info(
             "replaying {count} spooled stream events from {files} spool file(s)",
             count=count,
