@@ -1,7 +1,8 @@
 """
 ``python -m twisted_sessions COMMAND``: the batch tools.
 
-Commands: ``sessionize`` (see :mod:`twisted_sessions.sessionize`).
+Commands: ``sessionize`` (see :mod:`twisted_sessions.clustering.sessionize`), and
+``sessionize --sse URL`` for a live feed (see :mod:`twisted_sessions.ingest.command`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,12 @@ def main(argv: list[str] | None = None) -> int:
             f"commands: {', '.join(COMMANDS)} (COMMAND --help for its options)\n"
         )
         return 2
-    return COMMANDS[args[0]](args[1:])
+    rest = args[1:]
+    if args[0] == "sessionize" and any(a == "--sse" or a.startswith("--sse=") for a in rest):
+        from .ingest import command
+
+        return command.main(rest)
+    return COMMANDS[args[0]](rest)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from .events import EndReason
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from .activity import Activity
     from .clustering.clusterer import SessionClusterer
     from .counters.metrica import CounterStore
+    from .ingest.feed import Feed
     from .interfaces import IFlushable
     from .storage.embedded import EmbeddedRedis
     from .storage.link import RedisLink
@@ -77,6 +79,8 @@ class SessionServer(Service):
         self.activity: Activity | None = None
         #: The live streams, when the server has them (two binary Redis links of their own).
         self.streams: Streams | None = None
+        #: The consumed feeds (``--ingest``), started once the writers are.
+        self.feeds: list[Feed] = []
         #: Where the stats tree is mounted, and who may read it (``StatsAccess.mode``), for
         #: the startup log; ``None`` without a stats tree.
         self.stats_path: str | None = None
@@ -126,6 +130,9 @@ class SessionServer(Service):
             self.activity.writer.start()
         if self.streams is not None:
             self.streams.start()
+        for feed in self.feeds:
+            # Each waits for Redis (its checkpoint) before it connects to its feed.
+            feed.start().addErrback(self._feed_failed, feed.name)
         embedded = self.embedded
         if embedded is None:
             self._connect()
@@ -138,6 +145,9 @@ class SessionServer(Service):
         embedded.ready.addErrback(
             lambda failure: self._log.failure("embedded Redis did not start", failure)
         )
+
+    def _feed_failed(self, failure: Failure, name: str) -> None:
+        self._log.failure("feed {name} did not start", failure, name=name)
 
     def _connect(self) -> None:
         self.redis.connect()
@@ -166,6 +176,10 @@ class SessionServer(Service):
         if self.port is not None:
             await self._bounded(self.port.stopListening(), remaining(reserve), "stop listening")
             self.port = None
+        for feed in self.feeds:
+            # No event after this: the last flush checkpoints where each feed stopped, and
+            # its open sessions are rebuilt at the next start, not ended now.
+            feed.stop()
         if self.counters is not None:
             self.counters.writer.stop()  # The flush below is the last one.
         if self.activity is not None:

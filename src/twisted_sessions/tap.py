@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import importlib.util
 import os
+import re
 import socket
 import sys
 from collections.abc import Callable
@@ -32,6 +33,10 @@ from .clustering.clusterer import (
 from .counters.counting import Counting
 from .counters.metrica import CounterStore
 from .counters.writer import CounterWriter
+from .ingest.eventstreams import since_text
+from .ingest.feed import Feed
+from .ingest.filters import parse_filter
+from .ingest.mapping import RECENTCHANGE_AXES, FieldMapping, load_mapper
 from .interfaces import ClusteredSession
 from .server import SessionServer
 from .stats.resource import StatsResource
@@ -180,6 +185,32 @@ class Options(usage.Options):
             "Bytes held back for a stream client that does not read, before it is dropped.",
         ],
         ["stream-domain", None, None, "The meta.domain of stream events (this host's name)."],
+        ["ingest-user", None, "user", "Dotted path of the user in an ingested event."],
+        ["ingest-time", None, "meta.dt", "Dotted path of the event time in an ingested event."],
+        [
+            "ingest-axes",
+            None,
+            ",".join(RECENTCHANGE_AXES),
+            "Dotted paths an ingested feed's events are counted by (comma-separated).",
+        ],
+        [
+            "ingest-mapper",
+            None,
+            None,
+            "module:function taking an ingested event's data, returning (user, time, axis "
+            "values in --ingest-axes order) or None; instead of --ingest-user/--ingest-time.",
+        ],
+        ["ingest-name", None, None, "The name of the (single) --ingest feed (from its URL)."],
+        ["ingest-since", None, None, "Where a feed's first start begins (ISO 8601; now)."],
+        [
+            "ingest-cutoff",
+            None,
+            None,
+            "Seconds between a user's feed events that end a session (--cutoff).",
+        ],
+        ["ingest-lateness", None, "60", "Seconds a feed event may come after newer ones."],
+        ["ingest-idle-timeout", None, "60", "Seconds of feed silence before reconnecting."],
+        ["ingest-token-file", None, None, "A bearer token sent to every --ingest feed."],
         ["shutdown-timeout", None, "10", "Seconds the shutdown (expire, flush, stop) may take."],
         ["redis-deadline", None, "2", "Seconds any Redis command may take."],
     ]
@@ -197,11 +228,33 @@ class Options(usage.Options):
         ["no-count-sessions", None, "Do not keep the built-in sessions metricas."],
         ["no-activity", None, "Do not mark activity (bitmaps, cohorts): no site.activity."],
         ["no-streams", None, "Serve no live streams: no site.streams, no /stats/stream."],
+        ["ingest-canary", None, "Keep the canary events of ingested feeds."],
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self["stats-cors-origins"] = []
+        self["ingest"] = []
+        self["ingest-filters"] = []
+
+    def opt_ingest(self, url: str) -> None:
+        """
+        Consume this EventStreams-style SSE feed and sessionize it (repeatable).
+        """
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise usage.UsageError(f"--ingest needs an http(s) URL, not {url!r}")
+        self["ingest"].append(url)
+
+    def opt_ingest_filter(self, text: str) -> None:
+        """
+        Keep only ingested events whose dotted path has this value (repeatable, all must
+        match): type=edit, bot=false, type=edit,new for either.
+        """
+        try:
+            self["ingest-filters"].append(parse_filter(text))
+        except ValueError as error:
+            raise usage.UsageError(f"--ingest-filter: {error}") from None
 
     def opt_stats_cors_origin(self, origin: str) -> None:
         """
@@ -252,8 +305,10 @@ class Options(usage.Options):
             "redis-deadline",
             "stream-history",
             "stream-heartbeat",
+            "ingest-idle-timeout",
         ):
             self[option] = _positive_seconds(option, self[option])
+        self._check_ingest()
         if self["max-session-age"] is not None:
             self["max-session-age"] = _positive_seconds("max-session-age", self["max-session-age"])
         for option in (
@@ -307,6 +362,45 @@ class Options(usage.Options):
         self["stats-token"] = None
         if self["stats-token-file"] is not None:
             self["stats-token"] = _read_token(self["stats-token-file"])
+
+    def _check_ingest(self) -> None:
+        """
+        The --ingest-* options, converted; errors name the option.
+        """
+        lateness = _non_negative_seconds("ingest-lateness", self["ingest-lateness"])
+        self["ingest-lateness"] = lateness
+        if self["ingest-cutoff"] is not None:
+            self["ingest-cutoff"] = _positive_seconds("ingest-cutoff", self["ingest-cutoff"])
+        if self["ingest-since"] is not None:
+            try:
+                self["ingest-since"] = since_text(self["ingest-since"])
+            except ValueError as error:
+                raise usage.UsageError(f"--ingest-since: {error}") from None
+        axes = tuple(a.strip() for a in self["ingest-axes"].split(",") if a.strip())
+        self["ingest-axes"] = axes
+        if self["ingest-mapper"] is not None:
+            try:
+                self["ingest-mapper"] = load_mapper(self["ingest-mapper"])
+            except ValueError as error:
+                raise usage.UsageError(f"--ingest-mapper: {error}") from None
+        if self["ingest-name"] is not None and len(self["ingest"]) > 1:
+            raise usage.UsageError("--ingest-name names a single --ingest feed; there are more")
+        names: list[str] = []
+        for url in self["ingest"]:
+            name = self["ingest-name"] or feed_name(url)
+            if not FEED_NAME.fullmatch(name):
+                raise usage.UsageError(
+                    f"--ingest-name: a feed name is 1 to 40 lowercase letters, digits or _, "
+                    f"starting with a letter, not {name!r}"
+                )
+            base, number = name, 2
+            while name in names or name in RESERVED_METRICAS:
+                name, number = f"{base}_{number}", number + 1
+            names.append(name)
+        self["ingest-names"] = names
+        self["ingest-token"] = None
+        if self["ingest-token-file"] is not None:
+            self["ingest-token"] = _read_token(self["ingest-token-file"], "ingest-token-file")
 
 
 def _load_named(option: str, name: str) -> Any:
@@ -380,15 +474,13 @@ def load_app(name: str) -> IResource:
     return resource
 
 
-def _read_token(path: str) -> str:
+def _read_token(path: str, option: str = "stats-token-file") -> str:
     try:
         token = Path(path).read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as error:
-        raise usage.UsageError(f"--stats-token-file {path!r} cannot be read: {error}") from None
+        raise usage.UsageError(f"--{option} {path!r} cannot be read: {error}") from None
     if len(token) < 16 or any(c.isspace() for c in token):
-        raise usage.UsageError(
-            f"--stats-token-file {path!r} must hold one token of at least 16 characters"
-        )
+        raise usage.UsageError(f"--{option} {path!r} must hold one token of at least 16 characters")
     return token
 
 
@@ -403,6 +495,70 @@ def load_hook(name: str) -> Callable[[ClusteredSession], object]:
         raise usage.UsageError(f"--session-hook {name!r} is {found!r}, which is not callable")
     hook: Callable[[ClusteredSession], object] = found
     return hook
+
+
+#: A feed's name: its metricas' and its activity event's.
+FEED_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+#: Names a feed cannot take: the built-in metricas'.
+RESERVED_METRICAS = frozenset({"requests", "sessions", "session_requests"})
+
+
+def feed_name(url: str) -> str:
+    """
+    A feed's default name: its URL's last path segment (the stream names), in lowercase
+    letters, digits and ``_`` (``.../v2/stream/recentchange`` is ``recentchange``).
+    """
+    segment = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1].lower()
+    name = re.sub(r"[^a-z0-9]+", "_", segment).strip("_")[:40] or "feed"
+    return name if name[0].isalpha() else f"feed_{name}"[:40]
+
+
+def _non_negative_seconds(option: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < float("inf"):
+        raise usage.UsageError(f"--{option} must be zero or more seconds, not {text!r}")
+    return value
+
+
+def build_feeds(
+    reactor: Any,
+    options: Options,
+    store: CounterStore,
+    activity: Activity | None,
+    streams: Streams | None,
+) -> list[Feed]:
+    """
+    The --ingest feeds, wired to the counters, the activity and the streams.
+    """
+    headers = {}
+    if options["ingest-token"] is not None:
+        headers["Authorization"] = f"Bearer {options['ingest-token']}"
+    mapper = options["ingest-mapper"]
+    mapping = mapper or FieldMapping(
+        options["ingest-user"], options["ingest-time"], options["ingest-axes"]
+    )
+    return [
+        Feed(
+            reactor,
+            name,
+            url,
+            store=store,
+            mapping=mapping,
+            axes=[path.rsplit(".", 1)[-1] for path in options["ingest-axes"]],
+            filters=options["ingest-filters"],
+            canary=bool(options["ingest-canary"]),
+            since=options["ingest-since"],
+            cutoff=options["ingest-cutoff"] or options["cutoff"],
+            lateness=options["ingest-lateness"],
+            activity=activity,
+            streams=streams,
+            source_options={"idle_timeout": options["ingest-idle-timeout"], "headers": headers},
+        )
+        for name, url in zip(options["ingest-names"], options["ingest"], strict=True)
+    ]
 
 
 def build_server(reactor: Any, options: Options) -> SessionServer:
@@ -489,11 +645,14 @@ def build_server(reactor: Any, options: Options) -> SessionServer:
         # After the clusterer and the activity: the visits and marks of the shutdown are
         # published before the last flush.
         server.add_flushable(streams.writer)
+    feeds = build_feeds(reactor, options, store, activity, streams)
+    server.feeds = feeds
     if not options["no-stats"]:
         stats = StatsResource(
             store,
             site,
             clusterer,
+            feeds=feeds,
             activity=activity,
             streams=streams,
             token=options["stats-token"],

@@ -18,7 +18,14 @@ from twisted.internet.task import deferLater
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import TestCase
 
-from twisted_sessions.counters import AveragedMetrica, Axis, CounterStore, CounterWriter, Metrica
+from twisted_sessions.counters import (
+    AveragedMetrica,
+    Axis,
+    CounterStore,
+    CounterWriter,
+    Metrica,
+    StoredChoiceAxis,
+)
 from twisted_sessions.counters.writer import APPLY_BATCH, Batch
 from twisted_sessions.storage import RedisAddress, RedisLink, RedisUnavailable
 from twisted_sessions.storage.keys import bucket_key, hash_tag
@@ -374,3 +381,73 @@ class WriterTests(TestCase):
             keys, argv = old.arguments()
             await link.execute("EVAL", APPLY_BATCH, len(keys), *keys, *argv)
         self.assertEqual(await first.total(), 2)
+
+
+class CheckpointTests(TestCase):
+    """
+    A checkpoint (a consumed feed's position) is written in the same script call as the
+    counts it covers, for every metrica it names, and survives a shutdown without Redis.
+    """
+
+    def setUp(self) -> None:
+        self.redis = RedisProcess().start()
+        self.addCleanup(self.redis.stop)
+
+    async def link(self, address: RedisAddress | None = None) -> RedisLink:
+        link = RedisLink(reactor, address or self.redis.address, deadline=1, health_interval=0.1)
+        link.connect()
+        self.addCleanup(lambda: Deferred.fromCoroutine(link.disconnect()))
+        if address is None:
+            await wait_until(lambda: link.connected)
+        return link
+
+    @coroutine_test
+    async def test_a_checkpoint_goes_with_the_counts_of_each_metrica(self) -> None:
+        link = await self.link()
+        writer = CounterWriter(reactor, link, chunk=10)
+        store = CounterStore(reactor, link, writer)
+        busy = Metrica("busy", axes=[("n", StoredChoiceAxis(cap=1000))], store=store)
+        quiet = Metrica("quiet", store=store)
+        position = ["p1"]
+        keys = {busy.tag: "ts1:{m:busy}:feed:f", quiet.tag: "ts1:{m:quiet}:feed:f"}
+        writer.checkpoint(keys, lambda: position[0])
+        for n in range(50):  # Far more increments than a chunk of 10.
+            busy.kick(n=str(n))
+        writer.seal()
+        tagged = [b for b in writer._batches if b.checkpoints]
+        # Each metrica's counts and checkpoint in one call: the busy one is not chunked.
+        self.assertEqual(sorted(b.tag for b in tagged), sorted(keys))
+        self.assertEqual([len(b.checkpoints) for b in tagged], [1, 1])
+        self.assertEqual(len(writer._batches), 2)
+        await writer.send()
+        self.assertEqual(await link.execute("GET", keys[busy.tag]), "p1")
+        self.assertEqual(await link.execute("GET", keys[quiet.tag]), "p1")
+        self.assertEqual(await busy.total(), 50)
+        written = writer.batches_written
+        await store.flush()  # Nothing new, the same position: nothing is sent.
+        self.assertEqual(writer.batches_written, written)
+        position[0] = "p2"  # The position moved without counts: a checkpoint-only call each.
+        await store.flush()
+        self.assertEqual(writer.batches_written, written + 2)
+        self.assertEqual(await link.execute("GET", keys[quiet.tag]), "p2")
+
+    @coroutine_test
+    async def test_checkpoints_are_spooled_and_replayed_before_they_are_read(self) -> None:
+        spool_dir = Path(tempfile.mkdtemp(prefix="ts-spool-"))
+        self.addCleanup(shutil.rmtree, spool_dir, True)
+        spool = spool_dir / "counters.spool"
+        missing = RedisAddress(path=str(spool_dir / "none.sock"))
+        down = CounterWriter(reactor, await self.link(missing), spool_path=spool)
+        store = CounterStore(reactor, down._link, down)
+        metrica = Metrica("fed", store=store)
+        down.checkpoint({metrica.tag: "ts1:{m:fed}:feed:f"}, lambda: "at-42")
+        metrica.kick()
+        await down.flush()
+        link = await self.link()
+        up = CounterWriter(reactor, link, spool_path=spool)
+        up.start()
+        up.stop()
+        self.assertTrue(up.replaying)
+        await up.send()
+        self.assertFalse(up.replaying)
+        self.assertEqual(await link.execute("GET", "ts1:{m:fed}:feed:f"), "at-42")

@@ -504,6 +504,12 @@ class Cache:
         self._next_check = inf
         return ended
 
+    def has_open(self, user: Hashable) -> bool:
+        """
+        Whether ``user`` has an open session.
+        """
+        return user in self._active or user in self._late
+
     def end_user(self, user: Hashable) -> Session | None:
         """
         End ``user``'s active session now (for example on logout), if there is one.

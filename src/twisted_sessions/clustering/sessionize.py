@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--cutoff",
-        type=_positive_seconds,
+        type=positive_seconds,
         default=CUTOFF,
         help="seconds of inactivity that end a session (3600)",
     )
@@ -89,7 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive_seconds(text: str) -> float:
+def positive_seconds(text: str) -> float:
+    """
+    An option's positive number of seconds (an argparse type).
+    """
     try:
         value = float(text)
     except ValueError:
@@ -115,7 +118,7 @@ def main(
     args = build_parser().parse_args(argv)
     cache = Cache(args.cutoff, late=args.late)
     output = stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
-    write = _writer(args.output_format, output)
+    write = session_writer(args.output_format, output)
     counts = {"events": 0, "sessions": 0, "bad": 0}
     status = 0
     try:
@@ -261,7 +264,10 @@ def _iso(seconds: float) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def _writer(output_format: str, output: IO[str]) -> Any:
+def session_writer(output_format: str, output: IO[str]) -> Any:
+    """
+    A function writing one session to ``output`` (``jsonl`` or ``tsv``; the TSV header now).
+    """
     if output_format == "jsonl":
 
         def write_json(session: Session) -> None:

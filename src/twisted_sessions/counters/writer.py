@@ -17,6 +17,7 @@ to a spool file, replayed (idempotently) at the next start.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -64,7 +65,9 @@ class Expandable(Protocol):
 #: Applies one batch at most once, all or nothing. KEYS: the batch's marker, then every key it
 #: writes (so that Redis Cluster can route and check the call). ARGV: marker ttl, n increments,
 #: (key index, field, amount)*, n expireats, (key index, unix time)*, n first-seen values,
-#: (key index, score, member)*, where a key index points into KEYS.
+#: (key index, score, member)*, n checkpoints, (key index, value)*, where a key index points
+#: into KEYS. A checkpoint (a consumed feed's position, see :meth:`CounterWriter.checkpoint`)
+#: is set in the same call as the counts it covers: both are applied, or neither.
 #:
 #: Redis keeps the writes a script made before an error, so the script first checks that no
 #: write can fail (every hash key is a hash or absent, every sorted set a sorted set or absent)
@@ -119,6 +122,13 @@ for _ = 1, n do
   redis.call('ZADD', KEYS[tonumber(ARGV[i])], 'NX', ARGV[i + 1], ARGV[i + 2])
   i = i + 3
 end
+i = zadds_at + 1 + 3 * tonumber(ARGV[zadds_at])
+n = tonumber(ARGV[i] or '0')
+i = i + 1
+for _ = 1, n do
+  redis.call('SET', KEYS[tonumber(ARGV[i])], ARGV[i + 1])
+  i = i + 2
+end
 redis.call('SET', KEYS[1], '1', 'EX', tonumber(ARGV[1]))
 return 1
 """
@@ -140,6 +150,8 @@ class Batch:
     first_seen: list[tuple[str, float, str]] = attrs.field(factory=list)
     #: The hash tag every key of the batch has (one metrica's): the marker has it too.
     tag: str = ""
+    #: (key, value) of the checkpoints set with these counts.
+    checkpoints: list[tuple[str, str]] = attrs.field(factory=list)
 
     def arguments(self) -> tuple[list[str], list[Any]]:
         """
@@ -164,6 +176,9 @@ class Batch:
         argv.append(len(self.first_seen))
         for key, score, member in self.first_seen:
             argv += [at(key), repr(score), member]
+        argv.append(len(self.checkpoints))
+        for key, value in self.checkpoints:
+            argv += [at(key), value]
         return keys, argv
 
     def to_json(self) -> str:
@@ -185,6 +200,7 @@ class Batch:
             data["expireats"],
             [tuple(item) for item in data["first_seen"]],
             data.get("tag", ""),
+            [tuple(item) for item in data.get("checkpoints", [])],
         )
 
 
@@ -229,6 +245,8 @@ class CounterWriter(WriteBehind):
         self._first_seen: dict[tuple[str, str], float] = {}
         self._batches: list[Batch] = []
         self._batched_size = 0
+        # (tag -> checkpoint key, the value's provider, the value last sealed) per checkpoint.
+        self._checkpoints: list[tuple[dict[str, str], Callable[[], str], list[str]]] = []
         self._next_number = 0
         self.batches_written = 0
         self.commands_sent = 0
@@ -261,6 +279,25 @@ class CounterWriter(WriteBehind):
         """
         self._first_seen.setdefault((zset_key, member), when)
 
+    def checkpoint(self, keys: dict[str, str], value: Callable[[], str]) -> None:
+        """
+        Set a checkpoint with the counts it covers: at each seal, ``value()`` (called once)
+        goes to ``keys[tag]`` in the same script call as the counts of every ``tag`` (a
+        batch of its own when the tag has no counts then), whenever it changed since the
+        last seal. A tag with a checkpoint is sealed into one call whatever its size, so
+        that its counts and its checkpoint are applied together or not at all: after a
+        crash, the checkpoint of each tag says exactly which counts Redis has.
+        """
+        self._checkpoints.append((keys, value, [""]))
+
+    @property
+    def replaying(self) -> bool:
+        """
+        Whether batches of a spool replayed at start are not written yet (their checkpoints
+        are not in Redis yet either).
+        """
+        return bool(self._replayed)
+
     async def _tick(self) -> None:
         self.seal()
         await self.send()
@@ -273,7 +310,14 @@ class CounterWriter(WriteBehind):
         (all buckets, all combinations, sum and count) of the counts it carries, so that a day
         never disagrees with the sum of its hours, whichever batches are written.
         """
-        if not self._pending and not self._first_seen:
+        checkpoints: dict[str, list[tuple[str, str]]] = {}
+        for keys, provider, last in self._checkpoints:
+            value = provider()
+            if value != last[0]:
+                last[0] = value
+                for tag, key in keys.items():
+                    checkpoints.setdefault(tag, []).append((key, value))
+        if not self._pending and not self._first_seen and not checkpoints:
             return
         pending, self._pending = self._pending, {}
         now = self._clock.seconds()
@@ -286,7 +330,7 @@ class CounterWriter(WriteBehind):
             tag_increments = increments.setdefault(tag, {})
             tag_expireats = expireats.setdefault(tag, {})
             metrica.expand(hour, values, units, kicks, tag_increments, tag_expireats, now)
-            if len(tag_increments) >= self.chunk:
+            if len(tag_increments) >= self.chunk and tag not in checkpoints:
                 self._add_batch(tag, tag_increments, expireats.pop(tag))
                 del increments[tag]
         # After expanding: expanding records the years that have counts.
@@ -294,8 +338,14 @@ class CounterWriter(WriteBehind):
         seen: dict[str, list[tuple[str, float, str]]] = {}
         for (key, member), when in first_seen.items():
             seen.setdefault(hash_tag(key), []).append((key, when, member))
-        for tag in {**increments, **seen}:
-            self._add_batch(tag, increments.get(tag, {}), expireats.get(tag, {}), seen.get(tag))
+        for tag in {**increments, **seen, **checkpoints}:
+            self._add_batch(
+                tag,
+                increments.get(tag, {}),
+                expireats.get(tag, {}),
+                seen.get(tag),
+                checkpoints.get(tag),
+            )
 
     def _add_batch(
         self,
@@ -303,6 +353,7 @@ class CounterWriter(WriteBehind):
         increments: dict[tuple[str, str], int],
         expireats: dict[str, int],
         first_seen: list[tuple[str, float, str]] | None = None,
+        checkpoints: list[tuple[str, str]] | None = None,
     ) -> None:
         batch = Batch(
             self.writer_id,
@@ -311,6 +362,7 @@ class CounterWriter(WriteBehind):
             expireats,
             first_seen or [],
             tag,
+            checkpoints or [],
         )
         self._next_number += 1
         self._batches.append(batch)

@@ -8,6 +8,7 @@ Mounted at ``/stats`` by ``twistd sessions`` (or anywhere in your own tree)::
     GET /stats/metricas/{name}/iterate?by=axis   per value of an axis, or per finer time unit
     GET /stats/metricas/{name}/timeserie         per bucket of a scale, from since to until
     GET /stats/sessions                          clustered sessions: open now, finished, length
+                                                 (the web's, and each consumed feed's)
     GET /stats/activity                          the activity events marked
     GET /stats/activity/{event}                  distinct users per period (and/or/not others)
     GET /stats/cohort                            a cohort table (JSON, or CSV)
@@ -25,6 +26,7 @@ once. Every response is JSON with ``nosniff`` and ``no-store``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +45,8 @@ from .streams import StreamsResource
 if TYPE_CHECKING:
     from ..activity.tracker import Activity
     from ..clustering.clusterer import SessionClusterer
-    from ..counters.metrica import CounterStore
+    from ..counters.metrica import CounterStore, Metrica
+    from ..ingest.feed import Feed
     from ..streams.hub import Streams
     from ..web.site import Site
 
@@ -61,6 +64,7 @@ class StatsResource(Resource):
     :param cors_origins: origins whose pages may read the tree from a browser.
     :param activity: the activity marks, for ``/stats/activity`` and ``/stats/cohort``.
     :param streams: the live streams, for ``/stats/stream/{streams}``.
+    :param feeds: the consumed feeds, whose state ``/stats`` and ``/stats/sessions`` show.
     """
 
     def __init__(
@@ -73,9 +77,11 @@ class StatsResource(Resource):
         cors_origins: frozenset[str] = frozenset(),
         activity: Activity | None = None,
         streams: Streams | None = None,
+        feeds: Sequence[Feed] = (),
     ) -> None:
         super().__init__()
         self.store, self.site, self.clusterer = store, site, clusterer
+        self.feeds = list(feeds)
         self.activity = activity
         self.streams = streams
         self.access = StatsAccess(token or None, public, frozenset(cors_origins))
@@ -160,24 +166,24 @@ class StatsResource(Resource):
                 "redis_reachable": link.connected,
             },
             "streams": self.streams.gauges() if self.streams is not None else None,
+            "feeds": {feed.name: feed.gauges() for feed in self.feeds},
         }
 
     async def _sessions(self, request: Any) -> dict[str, Any]:
         SESSIONS.parse(request)
         now = datetime.fromtimestamp(self.store.clock.seconds(), UTC)
         metrica = self.store.metricas.get("sessions")
-        finished: dict[str, Any] = {}
-        if metrica is not None:
-            for label, span in (
-                ("today", Timespan.of(now, "day")),
-                ("this_month", Timespan.of(now, "month")),
-                ("all_time", Timespan()),
-            ):
-                query = metrica.timespan(*span_parts(span))
-                finished[label] = {
-                    "count": await query.count(),
-                    "average_length": await query.average(),
-                }
+        finished = await _finished(metrica, now) if metrica is not None else {}
+        feeds = {
+            feed.name: {
+                "active_sessions": feed.sessions.open_count,
+                "cutoff": feed.sessions.cutoff,
+                "lateness": feed.sessions.lateness,
+                "watermark": feed.gauges()["watermark"],
+                "finished": await _finished(feed.sessions_metrica, now),
+            }
+            for feed in self.feeds
+        }
         return {
             "active_web_sessions": len(self.site.sessions) if self.site is not None else None,
             "active_clustered_sessions": (
@@ -185,4 +191,20 @@ class StatsResource(Resource):
             ),
             "cutoff": self.clusterer.cutoff if self.clusterer is not None else None,
             "finished": finished,
+            "feeds": feeds,
         }
+
+
+async def _finished(metrica: Metrica, now: datetime) -> dict[str, Any]:
+    """
+    Count and average length of the sessions a metrica counted today, this month, ever.
+    """
+    finished: dict[str, Any] = {}
+    for label, span in (
+        ("today", Timespan.of(now, "day")),
+        ("this_month", Timespan.of(now, "month")),
+        ("all_time", Timespan()),
+    ):
+        query = metrica.timespan(*span_parts(span))
+        finished[label] = {"count": await query.count(), "average_length": await query.average()}
+    return finished

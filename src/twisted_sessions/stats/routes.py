@@ -443,6 +443,31 @@ _INDEX = _object(
         ),
         "nullable": True,
     },
+    feeds={
+        "type": "object",
+        "description": "each consumed feed (--ingest) by name",
+        "additionalProperties": _object(
+            url=_STRING,
+            state=_STRING,
+            connected={"type": "boolean"},
+            paused={"type": "boolean", "description": "reading waits for Redis"},
+            replaying={"type": "boolean"},
+            events_received=_COUNT,
+            events_kept=_COUNT,
+            events_filtered=_COUNT,
+            events_bad=_COUNT,
+            error_events=_COUNT,
+            events_left_out=_COUNT,
+            events_late=_COUNT,
+            reconnects=_COUNT,
+            last_event_time={"type": "string", "format": "date-time", "nullable": True},
+            lag_seconds=_NULLABLE_NUMBER,
+            watermark={"type": "string", "format": "date-time", "nullable": True},
+            open_sessions=_COUNT,
+            sessions_finished=_COUNT,
+            sessions_evicted=_COUNT,
+        ),
+    },
 )
 _FINISHED = _object(count=_COUNT, average_length=_NULLABLE_NUMBER)
 _SESSIONS = _object(
@@ -450,6 +475,17 @@ _SESSIONS = _object(
     active_clustered_sessions=_NULLABLE_COUNT,
     cutoff=_NULLABLE_NUMBER,
     finished=_object(required=False, today=_FINISHED, this_month=_FINISHED, all_time=_FINISHED),
+    feeds={
+        "type": "object",
+        "description": "each consumed feed's sessions (by event time), by feed name",
+        "additionalProperties": _object(
+            active_sessions=_COUNT,
+            cutoff=_NUMBER,
+            lateness=_NUMBER,
+            watermark={"type": "string", "format": "date-time", "nullable": True},
+            finished=_object(today=_FINISHED, this_month=_FINISHED, all_time=_FINISHED),
+        ),
+    },
 )
 _METRICAS = _object(
     metricas=_list(_object(name=_STRING, averaged={"type": "boolean"}, self=_STRING))

@@ -10,7 +10,8 @@ Layout (version 1, prefix ``ts1``), for a metrica named N (encoded as ``e(N)``):
   each axis, or ``*`` for "all", joined by ``,``;
 - ``ts1:{m:e(N)}:axis:e(A)``: the set of values seen on stored axis A;
 - ``ts1:{m:e(N)}:years``: the set of years that have counts (to iterate all time);
-- ``ts1:{m:e(N)}:batch:W:K``: marks batch K of writer W as applied (idempotent retries).
+- ``ts1:{m:e(N)}:batch:W:K``: marks batch K of writer W as applied (idempotent retries);
+- ``ts1:{m:e(N)}:feed:e(F)``: how far consumed feed F's events are counted in metrica N.
 
 Activity (bitmaps), in bitmapist's own layout so that bitmapist reads what we write, for an
 event E (a name checked by :func:`check_event`):
@@ -103,6 +104,14 @@ def years_key(name: str) -> str:
     The set of years in which a metrica has counts.
     """
     return f"{metrica_prefix(name)}:years"
+
+
+def feed_checkpoint_key(name: str, feed: str) -> str:
+    """
+    Where consumed feed ``feed`` records, with metrica ``name``'s counts, how far its events
+    are counted in them (see ``CounterWriter.checkpoint``).
+    """
+    return f"{metrica_prefix(name)}:feed:{encode(feed)}"
 
 
 def batch_key(writer_id: str, batch_number: int, tag: str = "") -> str:

@@ -179,29 +179,29 @@ class Streams:
         (Replaced by the writer's append when the ``requests`` stream is on.)
         """
 
-    def session_finished(self, session: ClusteredSession) -> None:
+    def session_finished(self, session: ClusteredSession, feed: str | None = None) -> None:
         """
-        A visit ended: an event of the ``visits`` stream.
+        A visit ended: an event of the ``visits`` stream (with ``feed``, a session of that
+        consumed feed's events, which have no resources).
         """
         if "visits" not in self.builtin:
             return
         events = session.events
         first, last = (events[0], events[-1]) if events else (None, None)
-        self._publish(
-            "visits",
-            {
-                "user": public_user(session.user),
-                "start": round(session.start, 3),
-                "end": round(session.end, 3),
-                "duration": round(session.duration, 3),
-                "requests": session.event_count,
-                "entry": getattr(first, "resource", None),
-                "exit": getattr(last, "resource", None),
-                "end_reason": session.end_reason,
-                "user_index": session.user_index,
-            },
-            session.end,
-        )
+        fields = {
+            "user": public_user(session.user),
+            "start": round(session.start, 3),
+            "end": round(session.end, 3),
+            "duration": round(session.duration, 3),
+            "requests": session.event_count,
+            "entry": getattr(first, "resource", None),
+            "exit": getattr(last, "resource", None),
+            "end_reason": session.end_reason,
+            "user_index": session.user_index,
+        }
+        if feed is not None:
+            fields["feed"] = feed
+        self._publish("visits", fields, session.end)
 
     def marked(self, event: str, user: Hashable, when: float) -> None:
         """
