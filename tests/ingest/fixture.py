@@ -49,22 +49,26 @@ def iso(seconds: float) -> str:
     )
 
 
-def items(count: int = 2000, seed: int = 7) -> list[Item]:
+def items(count: int = 2000, seed: int = 7, gap: float = 30.0, users: int = 40) -> list[Item]:
     """
-    ``count`` recentchange events (40 users, gaps of about 30 s, some users away for hours
-    so that they have several sessions, a few events up to 40 s out of order), with a canary
-    event every 250, one bad event after the 100th and one error event after the 200th.
+    ``count`` recentchange events (``users`` users, one in ten a bot, ``gap`` seconds apart
+    on average, some users away for hours so that they have several sessions, a few events
+    up to 40 s out of order), with a canary event every 250, one bad event after the 100th
+    and one error event after the 200th.
     """
     rng = random.Random(seed)
-    users = [f"User {n}" for n in range(36)] + [f"Bot {n}" for n in range(4)]
+    bots = max(users // 10, 1)
+    names = [f"User {n}" for n in range(users - bots)] + [f"Bot {n}" for n in range(bots)]
     # Users away until this time: makes gaps above an hour.
     away: dict[str, float] = {}
     moment = START
     events: list[dict[str, Any]] = []
     for number in range(count):
-        moment += rng.expovariate(1 / 30)
-        present = [u for u in users if away.get(u, 0) <= moment] or users
-        user = rng.choice(present)
+        moment += rng.expovariate(1 / gap)
+        user = rng.choice(names)
+        if away.get(user, 0) > moment:
+            present = [u for u in names if away.get(u, 0) <= moment] or names
+            user = rng.choice(present)
         if rng.random() < 0.03:
             away[user] = moment + rng.uniform(3600, 4 * 3600)
         wiki, domain = rng.choice(WIKIS)

@@ -82,18 +82,27 @@ class EventStreamParser:
             # split() took "\r" as a line end: keep the line back until the next chunk says.
             self._pending = lines.pop() + "\r"
         events: list[MessageEvent] = []
+        data = self._data
         for line in lines:
             if line:
-                self._field(line)
+                # The usual lines first, inline (a feed is mostly "id:", "data:" and
+                # "event:" lines); anything else through _field.
+                if line[:6] == "data: ":
+                    data.append(line[6:])
+                elif line[:4] == "id: " and "\x00" not in line:
+                    self._id_buffer = line[4:]
+                elif line[:7] == "event: ":
+                    self._type = line[7:]
+                else:
+                    self._field(line)
                 continue
             # A blank line: the id is taken even by an event without data (the standard's
             # dispatch sets the last event id first).
             self.last_event_id = self._id_buffer
-            if self._data:
-                events.append(
-                    MessageEvent(self._type or "message", "\n".join(self._data), self._id_buffer)
-                )
-                self._data = []
+            if data:
+                text = data[0] if len(data) == 1 else "\n".join(data)
+                events.append(MessageEvent(self._type or "message", text, self._id_buffer))
+                data.clear()
             self._type = ""
         return events
 
