@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
@@ -72,3 +73,43 @@ class FeedTests(TestCase):
         by_wiki = Counter(e["wiki"] for e in events)
         for wiki, count in by_wiki.items():
             self.assertEqual(await feed.events_metrica.filter(wiki=wiki).total(), count)
+
+    @coroutine_test
+    async def test_a_python_mapper_chooses_user_time_and_axes(self) -> None:
+        """
+        A callable mapping: its user, its time (here whole seconds), its axis values; ``None``
+        leaves an event out, counted.
+        """
+        source = FeedProcess("--count", "500").start()
+        self.addCleanup(source.stop)
+        link = RedisLink(reactor, self.redis.address, deadline=1, health_interval=0.1)
+        link.connect()
+        self.addCleanup(lambda: Deferred.fromCoroutine(link.disconnect()))
+        await wait_until(lambda: link.connected)
+        store = CounterStore(reactor, link)
+
+        def humans_by_wiki(data: dict[str, Any]) -> tuple[str, int, tuple[str]] | None:
+            if data["bot"]:
+                return None
+            return data["user"], data["timestamp"], (data["wiki"],)
+
+        feed = Feed(
+            reactor,
+            "humans",
+            source.stream_url,
+            store=store,
+            mapping=humans_by_wiki,
+            axes=["wiki"],
+            since="2026-01-01T00:00:00Z",
+        )
+        await feed.start()
+        self.addCleanup(feed.stop)
+        events = kept(items(500))
+        await wait_until(lambda: feed.number == len(events), timeout=30)
+        await store.flush()
+        humans = [e for e in events if not e["bot"]]
+        self.assertEqual(feed.unmapped, len(events) - len(humans))
+        self.assertEqual(await feed.events_metrica.total(), len(humans))
+        for wiki, count in Counter(e["wiki"] for e in humans).items():
+            self.assertEqual(await feed.events_metrica.filter(wiki=wiki).total(), count)
+        self.assertEqual(feed.gauges()["events_left_out"], len(events) - len(humans))
