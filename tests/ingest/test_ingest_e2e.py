@@ -241,12 +241,22 @@ def test_one_server_sessionizes_what_another_publishes(
     workdir: Path, servers: list[Twistd]
 ) -> None:
     """
-    Server B consumes server A's ``requests`` stream: B counts A's requests by resource and
-    status, and holds one open session per visitor of A.
+    Server B consumes server A's ``requests`` stream, protected by a token: B counts A's
+    requests by resource and status, and holds one open session per visitor of A.
     """
     (workdir / "a").mkdir()
     (workdir / "b").mkdir()
-    a = Twistd(workdir / "a", "--port", "tcp:0:interface=127.0.0.1", "--app", "tests.apps.pages")
+    token = workdir / "token"
+    token.write_text("a-token-of-24-characters\n")
+    a = Twistd(
+        workdir / "a",
+        "--port",
+        "tcp:0:interface=127.0.0.1",
+        "--app",
+        "tests.apps.pages",
+        "--stats-token-file",
+        str(token),
+    )
     a.start()
     servers.append(a)
     a.wait_for(r"Redis at \S+ db 0 is reachable")
@@ -266,6 +276,8 @@ def test_one_server_sessionizes_what_another_publishes(
         "a_requests",
         "--ingest-lateness",
         "0",
+        "--ingest-token-file",
+        str(token),
     ).start()
     servers.append(b)
     wait(lambda: stats(b)["feeds"]["a_requests"]["connected"], "B connected to A")
