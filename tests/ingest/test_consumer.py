@@ -11,9 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
+from twisted.web.client import ResponseDone
+from twisted.web.http_headers import Headers
 
 from twisted_sessions.clustering import cluster, to_seconds
 from twisted_sessions.ingest import EventStreams, EventTimeSessions
@@ -190,3 +193,61 @@ class BackoffTests(TestCase):
         source.stop()
         self.assertEqual(clock.getDelayedCalls(), [])
         self.assertEqual(source.state, "stopped")
+
+
+class _Answering:
+    """
+    An agent whose every request gets one answer (no body).
+    """
+
+    def __init__(self, code: int, kind: bytes) -> None:
+        self.code, self.kind = code, kind
+        self.attempts = 0
+
+    def request(self, *args: Any, **kwargs: Any) -> Deferred[Any]:
+        self.attempts += 1
+        return succeed(_Response(self.code, Headers({b"content-type": [self.kind]})))
+
+
+class _Response:
+    """
+    A response without a body, as an agent gives it.
+    """
+
+    version = (b"HTTP", 1, 1)
+    phrase = b"answer"
+    length = 0
+    request = None
+    previousResponse = None
+
+    def __init__(self, code: int, headers: Headers) -> None:
+        self.code, self.headers = code, headers
+
+    def deliverBody(self, protocol: Any) -> None:
+        protocol.connectionLost(Failure(ResponseDone()))
+
+
+class RefusalTests(TestCase):
+    def source(self, code: int, kind: bytes) -> tuple[Clock, _Answering, EventSource]:
+        clock, agent = Clock(), _Answering(code, kind)
+        source = EventSource(clock, "http://feed.invalid/s", lambda e: None, agent=agent)
+        source.done.addErrback(lambda f: f.trap(SourceStopped))
+        source.start()
+        return clock, agent, source
+
+    def test_an_html_page_or_a_404_stops_the_source(self) -> None:
+        """
+        What asking again will not change stops at once, with the answer in the state.
+        """
+        for code, kind in ((200, b"text/html"), (404, b"application/json")):
+            clock, agent, source = self.source(code, kind)
+            self.assertEqual(agent.attempts, 1)
+            self.assertIn(str(code), source.state)
+            self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_a_503_is_asked_again(self) -> None:
+        clock, agent, source = self.source(503, b"text/html")
+        self.assertEqual(source.state, "waiting")
+        clock.advance(3)
+        self.assertEqual(agent.attempts, 2)
+        source.stop()

@@ -9,8 +9,9 @@ An EventSource for Twisted: one SSE feed, read without blocking, reconnected unt
   each attempt that delivered nothing, up to ``max_delay``, and sends ``Last-Event-ID``: the
   id of the last event dispatched, so the feed resumes after it.
 - A response that is not ``200 text/event-stream`` is retried the same way when it may pass
-  (5xx, 408, 429), and stops the source otherwise (a 404 for a wrong stream name does not
-  get better by asking again); a 204 is the server saying "stop", as the standard has it.
+  (5xx, 408, 429), and stops the source otherwise (a 404 for a wrong stream name, or an HTML
+  page, does not get better by asking again); a 204 is the server saying "stop", as the
+  standard has it.
 """
 
 from __future__ import annotations
@@ -218,7 +219,7 @@ class EventSource:
         problem = f"{self.url} answered {code} {kind.decode('latin-1') or '(no type)'}"
         if code == 204:
             self._fail(f"{problem}: the server asks the client to stop")
-        elif code in _TRANSIENT or code == 200:
+        elif code in _TRANSIENT:
             self._log.warn("feed {problem}; trying again", problem=problem)
             self._again()
         else:
@@ -228,11 +229,12 @@ class EventSource:
         self._attempt = None
         if not self._running:
             return
-        reason = (
-            f"no response in {self.connect_timeout:g} s"
-            if failure.check(CancelledError)
-            else failure.getErrorMessage()
-        )
+        if failure.check(CancelledError):
+            reason = f"no response in {self.connect_timeout:g} s"
+        else:
+            # treq's ResponseNeverReceived and ResponseFailed wrap the failures that say why.
+            reasons = getattr(failure.value, "reasons", None) or [failure]
+            reason = "; ".join(r.getErrorMessage() for r in reasons)
         self._log.warn("feed {url}: {reason}; trying again", url=self.url, reason=reason)
         self._again()
 
