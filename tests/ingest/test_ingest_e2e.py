@@ -18,6 +18,8 @@ from typing import Any
 from urllib.request import HTTPCookieProcessor, build_opener
 
 import pytest
+import requests
+import schemathesis
 
 from twisted_sessions.clustering import cluster, to_seconds
 
@@ -157,6 +159,11 @@ def test_a_feed_is_counted_sessionized_and_marked(
     expected = finished_sessions(events)
     assert state["sessions_finished"] == len(expected)
     assert state["open_sessions"] == open_sessions(events)
+    # What /stats and /stats/sessions say of the feed is what the OpenAPI document declares.
+    document = schemathesis.openapi.from_url(server.url + "stats/openapi.json")
+    for path in ("/stats", "/stats/sessions"):
+        response = requests.get(server.url.rstrip("/") + path, timeout=10)
+        assert document[path]["GET"].validate_response(response) is not False
     sessions = stats(server, "/sessions")["feeds"]["recentchange"]
     assert sessions["finished"]["all_time"]["count"] == len(expected)
     assert sessions["active_sessions"] == state["open_sessions"]

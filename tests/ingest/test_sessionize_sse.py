@@ -6,6 +6,9 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -117,3 +120,51 @@ def test_a_refused_feed_is_an_error(source: FeedProcess) -> None:
     result = sessionize("--sse", source.url + "v2/stream/nope")
     assert result.returncode == 1
     assert "404" in result.stderr
+
+
+def test_a_progress_line_on_a_terminal(source: FeedProcess) -> None:
+    """
+    With standard error on a terminal, a progress line (events, sessions, open sessions,
+    lag) is redrawn in place while the feed runs; sessions still go to standard output.
+    """
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "twisted_sessions",
+                "sessionize",
+                "--sse",
+                source.stream_url,
+                "--since",
+                "2026-01-01T00:00:00Z",
+                "--max-items",
+                "1500",
+            ],
+            cwd=PROJECT,
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            text=True,
+        )
+        output, _ = process.communicate(timeout=60)
+        os.close(terminal)
+        terminal = -1
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # The terminal's other end is closed: all is read.
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(controller)
+        if terminal >= 0:
+            os.close(terminal)
+    assert process.returncode == 0
+    text = shown.decode()
+    assert re.search(r"\r[\d,]+ events, [\d,]+ sessions, [\d,]+ open, lag [\d,]+ s", text), text
+    assert "1500 events" in text
+    assert len(output.splitlines()) > 10
