@@ -78,27 +78,24 @@ def finished_sessions(events: list[dict[str, Any]], cutoff: float = 3600, latene
     The sessions ``cluster()`` makes of ``events`` sorted by time that the feed's watermark
     has ended: those a cutoff older than the newest event the lateness let through.
     """
-    times = sorted(to_seconds(e["meta"]["dt"]) for e in events)
-    released = max(t for t in times if t <= times[-1] - lateness)
+    watermark = max(to_seconds(e["meta"]["dt"]) for e in events) - lateness
     in_time = sorted(events, key=lambda e: to_seconds(e["meta"]["dt"]))
     sessions = list(cluster((e["user"], to_seconds(e["meta"]["dt"]), e) for e in in_time))
-    return [s for s in sessions if released - s.end >= cutoff]
+    return [s for s in sessions if watermark - s.end >= cutoff]
 
 
 def open_sessions(events: list[dict[str, Any]], cutoff: float = 3600, lateness: float = 60) -> int:
     """
-    How many sessions are open once the watermark let through every event it can: those of
-    the released events that their last event's cutoff has not ended.
+    How many sessions are open at the end of the feed: those of the events the watermark let
+    through that it has not ended (a cutoff past their last event).
     """
-    times = sorted(to_seconds(e["meta"]["dt"]) for e in events)
-    limit = times[-1] - lateness
+    watermark = max(to_seconds(e["meta"]["dt"]) for e in events) - lateness
     released = sorted(
-        (e for e in events if to_seconds(e["meta"]["dt"]) <= limit),
+        (e for e in events if to_seconds(e["meta"]["dt"]) <= watermark),
         key=lambda e: to_seconds(e["meta"]["dt"]),
     )
-    clock = to_seconds(released[-1]["meta"]["dt"])
     sessions = cluster((e["user"], to_seconds(e["meta"]["dt"]), None) for e in released)
-    return sum(1 for s in sessions if clock - s.end < cutoff)
+    return sum(1 for s in sessions if watermark - s.end < cutoff)
 
 
 def check_counts(server: Twistd, events: list[dict[str, Any]]) -> None:

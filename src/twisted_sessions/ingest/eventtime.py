@@ -118,19 +118,36 @@ class EventTimeSessions:
         while buffer and buffer[0][0] <= limit:
             when, number, user, data = heappop(buffer)
             ended += self._process(user, when, number, data)
+        # The clusterer's clock is the watermark, not the last event it was given: a session
+        # ends once the watermark is a cutoff past it.
+        expired = self._cache.expire(limit)
+        if expired:
+            self._forget(expired)
+            ended += expired
         return ended
 
     def _process(self, user: Hashable, when: float, number: int, data: Any) -> list[Session]:
         first = self._first
         if user not in first:
             first[user] = number
-        ended = list(self._cache.process(user, when, data))
+        cache = self._cache
+        evicted = cache.evicted
+        ended = list(cache.process(user, when, data))
         if ended:
-            has_open = self._cache.has_open
-            for session in ended:
-                if not has_open(session.user):
-                    first.pop(session.user, None)
+            if cache.evicted != evicted:
+                # The cache ends an evicted session last (after those past their cutoff).
+                ended[-1]._end_reason = "evicted"
+            self._forget(ended)
         return ended
+
+    def _forget(self, ended: list[Session]) -> None:
+        """
+        Ended sessions need no replay any more, unless their user has another one open.
+        """
+        first, has_open = self._first, self._cache.has_open
+        for session in ended:
+            if not has_open(session.user):
+                first.pop(session.user, None)
 
     def finish(self) -> list[Session]:
         """

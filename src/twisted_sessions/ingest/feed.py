@@ -34,6 +34,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
+from ..clustering.clusterer import DEFAULT_REMEMBERED_USERS
 from ..counters.axis import Axis, StoredChoiceAxis
 from ..counters.counting import MICROSECONDS
 from ..counters.metrica import AveragedMetrica, Metrica
@@ -120,7 +121,14 @@ class Feed:
         self.activity = activity
         self.streams = streams
         self._source_options = dict(source_options or {})
-        self.sessions = EventTimeSessions(cutoff, lateness, max_open=max_open, max_events=1)
+        # Bounded like the web's clusterer: a feed's users are as many as a site's visitors.
+        self.sessions = EventTimeSessions(
+            cutoff,
+            lateness,
+            max_open=max_open,
+            max_events=1,
+            remember_users=DEFAULT_REMEMBERED_USERS,
+        )
         self.events_metrica = Metrica(
             name,
             axes=[(axis, StoredChoiceAxis(cap=axis_cap)) for axis in axis_names],
