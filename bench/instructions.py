@@ -39,6 +39,7 @@ CONFIGURATIONS = (
     "clusterer",
     "counting",
     "pipeline, no streams",
+    "pipeline, no metrics",
     "pipeline",
     "pipeline, new visitors",
 )

@@ -18,9 +18,11 @@ sockets, so the difference between two servers is only their Python work per req
 - ``counting``: plus the built-in ``requests`` metrica kicked per request into the
   ``CounterWriter``;
 - ``pipeline, no streams``: plus the ``active`` activity mark per request;
-- ``pipeline``: plus the ``requests`` stream, each request appended to the stream writer and
-  marshalled into its batches every 1,000 requests, as the flush does (``twistd -n sessions``
-  as wired by ``tap.build_server``, every feature on, minus the socket and Redis);
+- ``pipeline, no metrics``: plus the ``requests`` stream, each request appended to the stream
+  writer and marshalled into its batches every 1,000 requests, as the flush does;
+- ``pipeline``: plus the ``/stats/metrics`` request tally (an append per request, folded
+  every 1,000 requests): ``twistd -n sessions`` as wired by ``tap.build_server``, every
+  feature on, minus the socket and Redis;
 - ``pipeline, new visitors``: the same server, every request without cookies (a client that
   never returns them: a new web session, visitor id and visit each time; past the caps, the
   oldest are evicted as each new one comes).
@@ -45,6 +47,7 @@ from twisted.internet.testing import StringTransport
 from twisted.web import server
 
 from bench.pages import QuietSite, make_page
+from twisted_sessions.stats.metrics import RequestTally
 from twisted_sessions.tap import Options, build_server, tune_garbage_collector
 
 
@@ -81,12 +84,16 @@ def drive(site: server.Site, request: bytes, count: int) -> float:
     transport = StringTransport()
     channel.makeConnection(transport)
     writer = getattr(getattr(site, "streams", None), "writer", None)
+    tally = tally_of(site)
     started = time.process_time()
     for done in range(count):
         channel.dataReceived(request)
         transport.clear()
-        if writer is not None and done % STREAM_BATCH == STREAM_BATCH - 1:
-            batch_requests(writer)
+        if done % STREAM_BATCH == STREAM_BATCH - 1:
+            if writer is not None:
+                batch_requests(writer)
+            if tally is not None:
+                tally.fold()  # What the tally's once-a-second fold does.
     elapsed = time.process_time() - started
     channel.connectionLost(None)
     return elapsed
@@ -105,6 +112,15 @@ def batch_requests(writer: Any) -> None:
     writer._batch()
     writer._batches.clear()
     writer._in_batches = 0
+
+
+def tally_of(site: server.Site) -> RequestTally | None:
+    """
+    The /stats/metrics request tally among the site's observers, if any.
+    """
+    observers = getattr(site, "observers", None)
+    found = [o for o in getattr(observers, "request_observers", []) if isinstance(o, RequestTally)]
+    return found[0] if found else None
 
 
 def our_site(reactor: Any, data_dir: Path, extra: list[str]) -> server.Site:
@@ -140,6 +156,11 @@ def configurations(reactor: Any, data_dir: Path) -> dict[str, Callable[[], serve
             site.remove_observer(observer)  # type: ignore[attr-defined]
         return site
 
+    def no_metrics() -> server.Site:
+        site = our_site(reactor, data_dir, [])
+        site.remove_observer(tally_of(site))  # type: ignore[attr-defined]
+        return site
+
     return {
         "bare": lambda: QuietSite(make_page()),
         "bare, same cookies": lambda: QuietSite(make_page()),
@@ -149,6 +170,7 @@ def configurations(reactor: Any, data_dir: Path) -> dict[str, Callable[[], serve
         ),
         "counting": lambda: our_site(reactor, data_dir, ["--no-activity", "--no-streams"]),
         "pipeline, no streams": lambda: our_site(reactor, data_dir, ["--no-streams"]),
+        "pipeline, no metrics": no_metrics,
         "pipeline": lambda: our_site(reactor, data_dir, []),
         "pipeline, new visitors": lambda: our_site(reactor, data_dir, []),
     }

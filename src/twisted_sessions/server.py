@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .counters.metrica import CounterStore
     from .ingest.feed import Feed
     from .interfaces import IFlushable
+    from .stats.metrics import RequestTally
     from .storage.embedded import EmbeddedRedis
     from .storage.link import RedisLink
     from .streams import Streams
@@ -81,6 +82,8 @@ class SessionServer(Service):
         self.streams: Streams | None = None
         #: The consumed feeds (``--ingest``), started once the writers are.
         self.feeds: list[Feed] = []
+        #: The requests counted for ``/stats/metrics``, folded once a second while running.
+        self.tally: RequestTally | None = None
         #: Where the stats tree is mounted, and who may read it (``StatsAccess.mode``), for
         #: the startup log; ``None`` without a stats tree.
         self.stats_path: str | None = None
@@ -130,6 +133,8 @@ class SessionServer(Service):
             self.activity.writer.start()
         if self.streams is not None:
             self.streams.start()
+        if self.tally is not None:
+            self.tally.start()
         for feed in self.feeds:
             # Each waits for Redis (its checkpoint) before it connects to its feed.
             feed.start().addErrback(self._feed_failed, feed.name)
@@ -176,6 +181,8 @@ class SessionServer(Service):
         if self.port is not None:
             await self._bounded(self.port.stopListening(), remaining(reserve), "stop listening")
             self.port = None
+        if self.tally is not None:
+            self.tally.stop()
         for feed in self.feeds:
             # No event after this: the last flush checkpoints where each feed stopped, and
             # its open sessions are rebuilt at the next start, not ended now.

@@ -39,6 +39,7 @@ from .ingest.filters import parse_filter
 from .ingest.mapping import RECENTCHANGE_AXES, FieldMapping, load_mapper
 from .interfaces import ClusteredSession
 from .server import SessionServer
+from .stats.metrics import RequestTally
 from .stats.resource import StatsResource
 from .storage.address import RedisAddress, parse_redis_url
 from .storage.embedded import EmbeddedRedis, RedisServerNotFound, find_redis_server
@@ -648,11 +649,16 @@ def build_server(reactor: Any, options: Options) -> SessionServer:
     feeds = build_feeds(reactor, options, store, activity, streams)
     server.feeds = feeds
     if not options["no-stats"]:
+        # The requests for /stats/metrics: a list append each, folded once a second.
+        tally = RequestTally(reactor)
+        site.add_observer(tally)
+        server.tally = tally
         stats = StatsResource(
             store,
             site,
             clusterer,
             feeds=feeds,
+            tally=tally,
             activity=activity,
             streams=streams,
             token=options["stats-token"],

@@ -24,6 +24,7 @@ import schemathesis
 from twisted_sessions.clustering import cluster, to_seconds
 
 from ..redis_process import RedisProcess
+from ..stats.test_metrics import scrape
 from ..twistd_process import Twistd, run_twistd
 from .feed_process import FeedProcess
 from .fixture import items, kept
@@ -161,6 +162,12 @@ def test_a_feed_is_counted_sessionized_and_marked(
     for path in ("/stats", "/stats/sessions"):
         response = requests.get(server.url.rstrip("/") + path, timeout=10)
         assert document[path]["GET"].validate_response(response) is not False
+    samples = scrape(server)
+    assert samples['twisted_sessions_feed_events_kept_total{feed="recentchange"}'] == 2000
+    assert samples['twisted_sessions_feed_connected{feed="recentchange"}'] == 1
+    assert samples['twisted_sessions_feed_open_sessions{feed="recentchange"}'] == open_sessions(
+        events
+    )
     sessions = stats(server, "/sessions")["feeds"]["recentchange"]
     assert sessions["finished"]["all_time"]["count"] == len(expected)
     assert sessions["active_sessions"] == state["open_sessions"]

@@ -94,6 +94,9 @@ class SessionClusterer:
         self._sinks: list[IClusteredSessionSink] = []
         self._timer: IDelayedCall | None = None
         self.finished_count = 0
+        #: Finished visits by their end reason (``cutoff``, ``evicted``, ``logout``,
+        #: ``shutdown``).
+        self.ended_by_reason: dict[str, int] = {}
 
     @property
     def cutoff(self) -> float:
@@ -212,8 +215,11 @@ class SessionClusterer:
             timer.reset(delay)
 
     def _deliver(self, sessions: Sequence[Session]) -> None:
+        by_reason = self.ended_by_reason
         for session in sessions:
             self.finished_count += 1
+            reason = session.end_reason
+            by_reason[reason] = by_reason.get(reason, 0) + 1
             for sink in self._sinks:
                 try:
                     sink.session_finished(session)

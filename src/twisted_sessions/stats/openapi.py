@@ -57,6 +57,7 @@ def openapi_document(
                 paths[f"{base}/{path}"] = _operation(view, token, metrica)
         else:
             paths[f"{base}/{view.path}".rstrip("/") or "/"] = _operation(view, token, None)
+    paths[f"{base}/metrics"] = _metrics_operation(token)
     if streams:
         paths[f"{base}/stream/{{streams}}"] = _stream_operation(token)
     if token:
@@ -152,6 +153,29 @@ def _operation_id(view: View, metrica: Metrica | None) -> str:
     if metrica is not None:
         words.insert(1, metrica.name)
     return "_".join(words) or "index"
+
+
+def _metrics_operation(token: bool) -> dict[str, Any]:
+    """
+    ``/metrics``, written by hand: Prometheus's text format, not JSON.
+    """
+    error = {"$ref": "#/components/responses/Error"}
+    responses: dict[str, Any] = {
+        "200": {
+            "description": "the server's figures in the Prometheus text exposition format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+        "403": error,
+    }
+    if token:
+        responses["401"] = error
+    return {
+        "get": {
+            "summary": "the server's figures for Prometheus",
+            "operationId": "metrics",
+            "responses": responses,
+        }
+    }
 
 
 def _stream_operation(token: bool) -> dict[str, Any]:

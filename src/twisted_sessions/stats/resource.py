@@ -14,6 +14,7 @@ Mounted at ``/stats`` by ``twistd sessions`` (or anywhere in your own tree)::
     GET /stats/cohort                            a cohort table (JSON, or CSV)
     GET /stats/stream/{streams}                  live events (SSE, or NDJSON), resumable
     POST /stats/auth                             the bearer token for a cookie (browsers)
+    GET /stats/metrics                           the Prometheus text format
     GET /stats/openapi.json                      the OpenAPI 3 document of all of the above
 
 Query parameters: ``timespan=2010-02-07`` (or ``2010``, ``2010-02``, ``2010-02-07T13``), or
@@ -36,6 +37,7 @@ from ..counters.timebuckets import Timespan
 from .access import CookieExchange, StatsAccess
 from .activity import ActivityResource, cohort_leaf
 from .metricas import MetricasResource
+from .metrics import MetricsResource, RequestTally, ServerCollector, registry_for
 from .openapi import openapi_document
 from .params import span_parts
 from .responses import ErrorLeaf, JSONLeaf, Preflight
@@ -65,6 +67,8 @@ class StatsResource(Resource):
     :param activity: the activity marks, for ``/stats/activity`` and ``/stats/cohort``.
     :param streams: the live streams, for ``/stats/stream/{streams}``.
     :param feeds: the consumed feeds, whose state ``/stats`` and ``/stats/sessions`` show.
+    :param tally: the requests counted for ``/stats/metrics`` (the Prometheus text), which
+        is served with or without it.
     """
 
     def __init__(
@@ -78,6 +82,7 @@ class StatsResource(Resource):
         activity: Activity | None = None,
         streams: Streams | None = None,
         feeds: Sequence[Feed] = (),
+        tally: RequestTally | None = None,
     ) -> None:
         super().__init__()
         self.store, self.site, self.clusterer = store, site, clusterer
@@ -92,6 +97,8 @@ class StatsResource(Resource):
             b"openapi.json": JSONLeaf(self._openapi),
             b"auth": CookieExchange(self.access, store.clock),
         }
+        collector = ServerCollector(store, site, clusterer, activity, streams, feeds, tally)
+        self._children[b"metrics"] = MetricsResource(registry_for(collector))
         if streams is not None:
             self._children[b"stream"] = StreamsResource(streams)
         if activity is not None:
