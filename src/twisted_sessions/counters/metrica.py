@@ -254,42 +254,42 @@ class Metrica:
 
     def expand(
         self,
-        hour: int,
-        values: tuple[Any, ...],
-        units: int,
-        kicks: int,
+        rows: Sequence[tuple[int, tuple[Any, ...], int, int]],
         increments: dict[str, dict[str, int]],
         expireats: dict[str, int],
         now: float,
     ) -> int:
         """
-        Add one pending count to ``increments`` (key -> field -> amount): every bucket from its
-        hour to all time, every combination of its axis values and "all"; how many new
-        (key, field) increments that made. Fine buckets expire ``retention`` after they
-        end, or after ``now`` for counts written late (a backfill is kept as long as new data).
+        Add pending counts, each ``(hour, axis values, units, kicks)``, to ``increments``
+        (key -> field -> amount): every bucket from its hour to all time, every combination
+        of its axis values and "all"; how many new (key, field) increments that made. Fine
+        buckets expire ``retention`` after they end, or after ``now`` for counts written late
+        (a backfill is kept as long as new data).
+
+        The counts are summed per bucket and axis values first, then spread over the
+        combinations: counts of many hours of one day add to the day's fields once, not once
+        per hour (a seal of 38,000 counts in hours of their own: 0.34 s spread per count,
+        0.10 s summed first).
         """
-        fields = self._fields.get(values)
-        if fields is None:
-            options = [
-                [ALL] if value is None else [ALL, *axis.parts(name, value)]
-                for (name, axis), value in zip(self.axes, values, strict=True)
-            ]
-            combos = [combination_field(combo) for combo in product(*options)]
-            fields = (
-                [value_field(c) for c in combos],
-                [count_field(c) for c in combos] if self.averaged else [],
-            )
-            if len(self._fields) >= _REMEMBERED_ROWS:
-                self._fields.clear()
-            self._fields[values] = fields
-        spans = self._spans.get(hour)
-        if spans is None:
-            spans = self._hour_spans(hour)
-        value_names, count_names = fields
+        sums: dict[tuple[str, tuple[Any, ...]], list[int]] = {}
+        spans_of, hour_spans = self._spans.get, self._hour_spans
+        years: set[int] = set()
+        for hour, values, units, kicks in rows:
+            spans = spans_of(hour) or hour_spans(hour)
+            for key, ends, keep, _ in spans:
+                summed = sums.get((key, values))
+                if summed is None:
+                    sums[(key, values)] = [units, kicks]
+                else:
+                    summed[0] += units
+                    summed[1] += kicks
+                if keep is not None:
+                    expireats[key] = int(max(ends, now)) + keep
+            years.add(spans[0][3])
         added = 0
-        for key, ends, keep, _ in spans:
-            # Per key, a dict of fields: no (key, field) tuple to build per increment (a
-            # third of the flush's cost when every count is in an hour of its own).
+        for (key, values), (units, kicks) in sums.items():
+            value_names, count_names = self._fields.get(values) or self._fields_of(values)
+            # Per key, a dict of fields: no (key, field) tuple to build per increment.
             counts = increments.get(key)
             if counts is None:
                 counts = increments[key] = {}
@@ -300,11 +300,36 @@ class Metrica:
             for name in count_names:
                 counts[name] = get(name, 0) + kicks
             added += len(counts) - before
-            if keep is not None:
-                expireats[key] = int(max(ends, now)) + keep
-        year = spans[0][3]
-        self.store.writer.first_seen(self._years_key, str(year), year)
+        for year in years:
+            self.store.writer.first_seen(self._years_key, str(year), year)
         return added
+
+    def row_size(self, values: tuple[Any, ...]) -> int:
+        """
+        The most increments one count with these axis values expands to: five buckets, every
+        combination, sum (and count).
+        """
+        value_names, count_names = self._fields.get(values) or self._fields_of(values)
+        return 5 * (len(value_names) + len(count_names))
+
+    def _fields_of(self, values: tuple[Any, ...]) -> tuple[list[str], list[str]]:
+        """
+        The value and count fields a row of axis values counts under: every combination of
+        its values and "all", kept for the next flushes.
+        """
+        options = [
+            [ALL] if value is None else [ALL, *axis.parts(name, value)]
+            for (name, axis), value in zip(self.axes, values, strict=True)
+        ]
+        combos = [combination_field(combo) for combo in product(*options)]
+        fields = (
+            [value_field(c) for c in combos],
+            [count_field(c) for c in combos] if self.averaged else [],
+        )
+        if len(self._fields) >= _REMEMBERED_ROWS:
+            self._fields.clear()
+        self._fields[values] = fields
+        return fields
 
     def _hour_spans(self, hour: int) -> list[tuple[str, float, int | None, int]]:
         """

@@ -17,7 +17,7 @@ to a spool file, replayed (idempotently) at the next start.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -48,17 +48,20 @@ class Expandable(Protocol):
 
     def expand(
         self,
-        hour: int,
-        values: tuple[Any, ...],
-        units: int,
-        kicks: int,
+        rows: Sequence[tuple[int, tuple[Any, ...], int, int]],
         increments: dict[str, dict[str, int]],
         expireats: dict[str, int],
         now: float,
     ) -> int:
         """
-        Add one pending count's writes to ``increments`` (key -> field -> amount; and its
-        keys' expiry times to ``expireats``); how many new (key, field) increments it made.
+        Add the writes of pending counts, each ``(hour, axis values, units, kicks)``, to
+        ``increments`` (key -> field -> amount; and their keys' expiry times to
+        ``expireats``); how many new (key, field) increments that made.
+        """
+
+    def row_size(self, values: tuple[Any, ...]) -> int:
+        """
+        The most increments one pending count with these axis values expands to.
         """
 
 
@@ -324,15 +327,34 @@ class CounterWriter(WriteBehind):
         expireats: dict[str, dict[str, int]] = {}
         # Per tag, how many (key, field) increments it has: what chunks are cut by.
         sizes: dict[str, int] = {}
+        rows: dict[Expandable, list[tuple[int, tuple[Any, ...], int, int]]] = {}
         for (metrica, hour, values), (units, kicks) in pending.items():
+            found = rows.get(metrica)
+            if found is None:
+                found = rows[metrica] = []
+            found.append((hour, values, units, kicks))
+        for metrica, counts in rows.items():
             tag = metrica.tag
-            tag_increments = increments.setdefault(tag, {})
-            tag_expireats = expireats.setdefault(tag, {})
-            added = metrica.expand(hour, values, units, kicks, tag_increments, tag_expireats, now)
-            sizes[tag] = size = sizes.get(tag, 0) + added
-            if size >= self.chunk and tag not in checkpoints:
-                self._add_batch(tag, tag_increments, expireats.pop(tag))
-                del increments[tag], sizes[tag]
+            whole = tag in checkpoints  # One call whatever its size: one group.
+            start = 0
+            while start < len(counts):
+                # As many counts as the room left in the batch surely holds (at least one):
+                # they are expanded together, summed per bucket first.
+                end, estimate = start + 1, metrica.row_size(counts[start][1])
+                room = self.chunk - sizes.get(tag, 0)
+                while end < len(counts) and (
+                    whole or estimate + metrica.row_size(counts[end][1]) <= room
+                ):
+                    estimate += metrica.row_size(counts[end][1])
+                    end += 1
+                tag_increments = increments.setdefault(tag, {})
+                tag_expireats = expireats.setdefault(tag, {})
+                added = metrica.expand(counts[start:end], tag_increments, tag_expireats, now)
+                start = end
+                sizes[tag] = size = sizes.get(tag, 0) + added
+                if size >= self.chunk and not whole:
+                    self._add_batch(tag, tag_increments, expireats.pop(tag))
+                    del increments[tag], sizes[tag]
         # After expanding: expanding records the years that have counts.
         first_seen, self._first_seen = self._first_seen, {}
         seen: dict[str, list[tuple[str, float, str]]] = {}

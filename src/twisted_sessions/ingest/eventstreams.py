@@ -153,9 +153,10 @@ class EventStreams:
         """
         if not self.canary:
             meta = data.get("meta")
-            if isinstance(meta, dict) and meta.get("domain") == "canary":
+            if type(meta) is dict and meta.get("domain") == "canary":
                 return False
-        return self.filter(data)
+        filters = self.filter
+        return not filters or filters(data)
 
     @property
     def last_event_id(self) -> str:

@@ -117,12 +117,21 @@ class FieldMapping:
         except (TypeError, ValueError) as error:
             raise Unmapped(f"the time at {self.time!r}: {error}") from None
         row = []
+        get = data.get if type(data) is dict else None
         for path in self._axes:
+            if get is not None and len(path) == 1:
+                # A top-level field of a JSON object (the usual axis): one dict lookup.
+                value = get(path[0], _MISSING)
+                row.append(ABSENT if value is _MISSING else axis_text(value))
+                continue
             try:
                 row.append(axis_text(resolve(data, path)))
             except KeyError:
                 row.append(ABSENT)
         return user, when, tuple(row)
+
+
+_MISSING = object()
 
 
 def event_seconds(value: object) -> float:
