@@ -36,10 +36,10 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from twisted.internet.task import LoopingCall
-from twisted.web.resource import Resource
 from zope.interface import implementer
 
 from ..interfaces import IRequestObserver
+from .responses import JSONLeaf, Text
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
@@ -257,22 +257,15 @@ def registry_for(collector: ServerCollector) -> CollectorRegistry:
     return registry
 
 
-class MetricsResource(Resource):
+def metrics_leaf(registry: CollectorRegistry) -> JSONLeaf:
     """
-    ``GET /stats/metrics``: ``generate_latest`` of the registry, in the reactor.
+    ``GET /stats/metrics``: ``generate_latest`` of the registry, in the reactor; the stats
+    tree's other answers as its other leaves give them (405 for other methods, 404 below).
     """
+    # prometheus_client's content type without its charset, which Text adds.
+    media_type = CONTENT_TYPE_LATEST.split("; charset")[0]
 
-    isLeaf = True
+    async def scrape(request: Any) -> Text:
+        return Text(media_type, generate_latest(registry).decode("utf-8"))
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        super().__init__()
-        self.registry = registry
-
-    def render_GET(self, request: Any) -> bytes:
-        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
-        request.setHeader(b"cache-control", b"no-store")
-        request.setHeader(b"x-content-type-options", b"nosniff")
-        return generate_latest(self.registry)
-
-    def render_HEAD(self, request: Any) -> bytes:
-        return self.render_GET(request)
+    return JSONLeaf(scrape)

@@ -37,7 +37,7 @@ from ..counters.timebuckets import Timespan
 from .access import CookieExchange, StatsAccess
 from .activity import ActivityResource, cohort_leaf
 from .metricas import MetricasResource
-from .metrics import MetricsResource, RequestTally, ServerCollector, registry_for
+from .metrics import RequestTally, ServerCollector, metrics_leaf, registry_for
 from .openapi import openapi_document
 from .params import span_parts
 from .responses import ErrorLeaf, JSONLeaf, Preflight
@@ -98,7 +98,7 @@ class StatsResource(Resource):
             b"auth": CookieExchange(self.access, store.clock),
         }
         collector = ServerCollector(store, site, clusterer, activity, streams, feeds, tally)
-        self._children[b"metrics"] = MetricsResource(registry_for(collector))
+        self._children[b"metrics"] = metrics_leaf(registry_for(collector))
         if streams is not None:
             self._children[b"stream"] = StreamsResource(streams)
         if activity is not None:
