@@ -96,3 +96,31 @@ def test_metrics_are_protected_like_the_stats_tree(workdir: Path, servers: list[
     assert refused.value.code == 401
     samples = scrape(server, {"Authorization": "Bearer a-token-of-24-characters"})
     assert "twisted_sessions_web_sessions" in samples
+
+
+def test_the_tally_folds_into_prometheus_buckets() -> None:
+    """
+    A duration on a bucket's bound is in that bucket (Prometheus's ``le``); statuses count
+    by class, anything odd as 5xx; the histogram is cumulative as prometheus_client writes it.
+    """
+    from twisted.internet.task import Clock
+
+    from twisted_sessions.events import RequestEvent
+    from twisted_sessions.stats.metrics import BUCKETS, RequestTally, request_families
+
+    tally = RequestTally(Clock())
+    for status, duration in ((200, 0.005), (200, 0.0051), (404, 0.5), (999, 20.0), (301, 0.0)):
+        tally.request_finished(RequestEvent("u", 0.0, "GET", "/", status, duration, "k"))
+    tally.fold()
+    assert tally.by_class == {"2xx": 2, "4xx": 1, "5xx": 1, "3xx": 1}
+    assert tally.buckets[BUCKETS.index(0.005)] == 2  # 0.0 and 0.005
+    assert tally.buckets[BUCKETS.index(0.01)] == 1  # 0.0051
+    assert tally.buckets[BUCKETS.index(0.5)] == 1
+    assert tally.buckets[-1] == 1  # 20 s: only +Inf
+    [_, histogram] = list(request_families(tally))
+    samples = {(s.name, s.labels.get("le")): s.value for s in histogram.samples}
+    assert samples[("twisted_sessions_request_duration_seconds_bucket", "0.01")] == 3
+    assert samples[("twisted_sessions_request_duration_seconds_bucket", "+Inf")] == 5
+    assert samples[("twisted_sessions_request_duration_seconds_sum", None)] == pytest.approx(
+        20.5101
+    )

@@ -20,8 +20,10 @@ at each scrape.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_right
+from collections import Counter
 from collections.abc import Iterator, Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -56,6 +58,10 @@ if TYPE_CHECKING:
 #: suit web requests.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 _PREFIX = "twisted_sessions"
+_STATUS = attrgetter("status")
+_DURATION = attrgetter("duration")
+#: The status class of each valid code (anything else counts as 5xx, as the requests metrica).
+_STATUS_CLASS = {code: f"{code // 100}xx" for code in range(100, 600)}
 
 
 @implementer(IRequestObserver)
@@ -98,14 +104,20 @@ class RequestTally:
             return
         events = pending[:]
         del pending[:]  # The same list: the Site holds its append.
-        by_class, buckets = self.by_class, self.buckets
-        total = 0.0
-        for event in events:
-            status = f"{event.status // 100}xx" if 100 <= event.status < 600 else "5xx"
-            by_class[status] = by_class.get(status, 0) + 1
-            buckets[bisect_left(BUCKETS, event.duration)] += 1
-            total += event.duration
-        self.duration_sum += total
+        # In C as much as can be (Counter, map, sorted, bisect): the fold was 6,100
+        # instructions a request in Python, more than the 0.8 of bare twisted.web allowed.
+        by_class = self.by_class
+        for status, count in Counter(map(_STATUS, events)).items():
+            name = _STATUS_CLASS.get(status, "5xx")
+            by_class[name] = by_class.get(name, 0) + count
+        durations = sorted(map(_DURATION, events))
+        self.duration_sum += sum(durations)
+        buckets, below = self.buckets, 0
+        for index, bound in enumerate(BUCKETS):
+            at = bisect_right(durations, bound)  # Prometheus's buckets hold values <= bound.
+            buckets[index] += at - below
+            below = at
+        buckets[-1] += len(durations) - below
 
 
 class ServerCollector:
@@ -143,7 +155,7 @@ class ServerCollector:
                 ended.add_metric([reason], count)
             yield ended
         if self.tally is not None:
-            yield from self._requests(self.tally)
+            yield from request_families(self.tally)
         writer = self.store.writer
         yield _gauge("counter_backlog", "Counter increments waiting for Redis.", writer.backlog)
         yield _counter("counter_kicks_dropped", "Kicks dropped by a full backlog.", writer.dropped)
@@ -162,25 +174,6 @@ class ServerCollector:
             yield from self._streams(self.streams)
         if self.feeds:
             yield from self._feeds(self.feeds)
-
-    def _requests(self, tally: RequestTally) -> Iterator[Metric]:
-        tally.fold()
-        requests = CounterMetricFamily(
-            f"{_PREFIX}_requests", "Tracked requests, by status class.", labels=["status_class"]
-        )
-        for status, count in sorted(tally.by_class.items()):
-            requests.add_metric([status], count)
-        yield requests
-        cumulative, running = [], 0
-        for bound, count in zip((*BUCKETS, float("inf")), tally.buckets, strict=True):
-            running += count
-            cumulative.append((_bound(bound), running))
-        yield HistogramMetricFamily(
-            f"{_PREFIX}_request_duration_seconds",
-            "Seconds from a tracked request's arrival to the end of its response.",
-            buckets=cumulative,
-            sum_value=tally.duration_sum,
-        )
 
     def _streams(self, streams: Streams) -> Iterator[Metric]:
         gauges = streams.gauges()
@@ -230,6 +223,29 @@ class ServerCollector:
             families["feed_events_kept"].add_metric([feed.name], state["events_kept"])
             families["feed_reconnects"].add_metric([feed.name], state["reconnects"])
         yield from families.values()
+
+
+def request_families(tally: RequestTally) -> Iterator[Metric]:
+    """
+    The requests by status class and the duration histogram, folded up to now.
+    """
+    tally.fold()
+    requests = CounterMetricFamily(
+        f"{_PREFIX}_requests", "Tracked requests, by status class.", labels=["status_class"]
+    )
+    for status, count in sorted(tally.by_class.items()):
+        requests.add_metric([status], count)
+    yield requests
+    cumulative, running = [], 0
+    for bound, count in zip((*BUCKETS, float("inf")), tally.buckets, strict=True):
+        running += count
+        cumulative.append((_bound(bound), running))
+    yield HistogramMetricFamily(
+        f"{_PREFIX}_request_duration_seconds",
+        "Seconds from a tracked request's arrival to the end of its response.",
+        buckets=cumulative,
+        sum_value=tally.duration_sum,
+    )
 
 
 def _gauge(name: str, help_text: str, value: float) -> GaugeMetricFamily:
