@@ -574,7 +574,15 @@ def build_server(reactor: Any, options: Options) -> SessionServer:
     else:
         address = options["redis-address"]
     redis = RedisLink(reactor, address, deadline=options["redis-deadline"])
-    resource = options.get("resource") or LandingPage(address.describe(), lambda: redis.connected)
+    stats_mode = (
+        "token" if options["stats-token"] else "public" if options["stats-public"] else "loopback"
+    )
+    resource = options.get("resource") or LandingPage(
+        address.describe(),
+        lambda: redis.connected,
+        None if options["no-stats"] else options["stats-path"],
+        stats_mode,
+    )
     site = Site(
         resource,
         reactor=reactor,

@@ -22,8 +22,20 @@ after {timeout:.0f} s without a request.</p>
 <p>You are visitor <code>{user}</code>.</p>
 <p>Live web sessions on this server: {live}.</p>
 <p>Redis ({where}): {redis}.</p>
+{stats}
 </body></html>
 """
+
+#: What the page says of the statistics, by who may read them (``StatsAccess.mode``).
+_STATS = {
+    "loopback": "Open from this machine only (a loopback client); to read them from elsewhere, "
+    "start the server with <code>--stats-token-file</code> (then send "
+    "<code>Authorization: Bearer TOKEN</code>) or, on a trusted network, "
+    "<code>--stats-public</code>.",
+    "token": "Protected: send <code>Authorization: Bearer TOKEN</code> with the token of "
+    "<code>--stats-token-file</code>.",
+    "public": "Open to every client (<code>--stats-public</code>).",
+}
 
 
 class LandingPage(Resource):
@@ -33,14 +45,32 @@ class LandingPage(Resource):
     :param redis_where: where the server's Redis is, as shown to people.
     :param redis_connected: whether the server is connected to its Redis now. (A callable
         rather than the link itself: the web layer does not know the storage layer.)
+    :param stats_path: where the stats tree is mounted, to link to; ``None`` without one.
+    :param stats_mode: who may read it (``loopback``, ``token`` or ``public``), to say how to
+        reach it.
     """
 
     isLeaf = True
 
-    def __init__(self, redis_where: str, redis_connected: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        redis_where: str,
+        redis_connected: Callable[[], bool],
+        stats_path: str | None = None,
+        stats_mode: str = "loopback",
+    ) -> None:
         super().__init__()
         self._redis_where = redis_where
         self._redis_connected = redis_connected
+        self._stats = ""
+        if stats_path is not None:
+            base = "/" + escape(stats_path)
+            self._stats = (
+                f'<p>Statistics: <a href="{base}">{base}</a> (JSON; its OpenAPI document at '
+                f'<a href="{base}/openapi.json">{base}/openapi.json</a>), '
+                f'<a href="{base}/metrics">{base}/metrics</a> for Prometheus. '
+                f"{_STATS.get(stats_mode, '')}</p>"
+            )
 
     def render_GET(self, request: Request) -> bytes:
         """
@@ -64,4 +94,5 @@ class LandingPage(Resource):
             live=len(site.sessions),
             where=escape(self._redis_where),
             redis=state,
+            stats=self._stats,
         ).encode("utf-8")
