@@ -49,7 +49,8 @@ def test_serves_tracks_and_shuts_down_cleanly(workdir: Path, servers: list[Twist
     assert status == 200
     assert "served 1 request(s)" in first
     # It links to the statistics, and says who may read them.
-    assert '<a href="/stats/metrics">' in first and "this machine only" in first
+    assert '<a href="/stats/dashboard/">' in first and '<a href="/stats/metrics">' in first
+    assert "this machine only" in first
     _, second = server.get()
     assert "served 2 request(s)" in second
     assert "Redis (unix:" in second and "): connected." in second

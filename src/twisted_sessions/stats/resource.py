@@ -15,6 +15,7 @@ Mounted at ``/stats`` by ``twistd sessions`` (or anywhere in your own tree)::
     GET /stats/stream/{streams}                  live events (SSE, or NDJSON), resumable
     POST /stats/auth                             the bearer token for a cookie (browsers)
     GET /stats/metrics                           the Prometheus text format
+    GET /stats/dashboard/                        the dashboard (a page, a client of the above)
     GET /stats/openapi.json                      the OpenAPI 3 document of all of the above
 
 Query parameters: ``timespan=2010-02-07`` (or ``2010``, ``2010-02``, ``2010-02-07T13``), or
@@ -36,6 +37,7 @@ from twisted.web.resource import Resource
 from ..counters.timebuckets import Timespan
 from .access import CookieExchange, StatsAccess
 from .activity import ActivityResource, cohort_leaf
+from .dashboard import Dashboard
 from .metricas import MetricasResource
 from .metrics import RequestTally, ServerCollector, metrics_leaf, registry_for
 from .openapi import openapi_document
@@ -99,6 +101,7 @@ class StatsResource(Resource):
         }
         collector = ServerCollector(store, site, clusterer, activity, streams, feeds, tally)
         self._children[b"metrics"] = metrics_leaf(registry_for(collector))
+        self._children[b"dashboard"] = Dashboard()
         if streams is not None:
             self._children[b"stream"] = StreamsResource(streams)
         if activity is not None:

@@ -66,7 +66,8 @@ class LandingPage(Resource):
         if stats_path is not None:
             base = "/" + escape(stats_path)
             self._stats = (
-                f'<p>Statistics: <a href="{base}">{base}</a> (JSON; its OpenAPI document at '
+                f'<p>Statistics: <a href="{base}/dashboard/">the dashboard</a>, '
+                f'<a href="{base}">{base}</a> (JSON; its OpenAPI document at '
                 f'<a href="{base}/openapi.json">{base}/openapi.json</a>), '
                 f'<a href="{base}/metrics">{base}/metrics</a> for Prometheus. '
                 f"{_STATS.get(stats_mode, '')}</p>"
