@@ -119,11 +119,56 @@ def test_the_dashboard_shows_what_the_api_says(
         )
     )
     assert shown == {key: count for key, count in resources.items() if count}
+    # The explorer: the chosen metrica by the chosen axis, as the API's iterate says.
+    explorer = page.evaluate("window.dashboard.explorer")
+    assert explorer["metrica"] == "requests"
+    iterated = api(server, f"/metricas/requests/iterate?{explorer['query']}")["items"]
+    assert explorer["values"] == [item["count"] for item in iterated if item["count"]]
+    page.select_option("#explorer select[name=by]", "status")
+    page.click("#explorer button")
+    wait_for(page, "window.dashboard.explorer.query === 'by=status'")
+    by_status = api(server, "/metricas/requests/iterate?by=status")["items"]
+    assert page.evaluate("window.dashboard.explorer.values") == [
+        item["count"] for item in by_status if item["count"]
+    ]
+    # Activity: distinct users per day, and the cohort table, as the API says.
+    shown = page.evaluate("window.dashboard.activity")
+    form = page.evaluate(
+        "(() => { const f = document.getElementById('activity-form');"
+        " return [f.event.value, f.primary.value, f.secondary.value, f.time_group.value]; })()"
+    )
+    assert form == ["active", "session:started", "active", "weeks"]
+    users = api(server, f"/activity/{shown['query']}")["points"]
+    assert shown["users"] == [point["users"] for point in users]
+    assert shown["users"][-1] > 0  # Today's visitors.
+    cohort = api(
+        server,
+        "/cohort?primary=session:started&secondary=active&time_group=weeks&rows=8&cols=8"
+        "&percent=true",
+    )
+    assert (shown["cohort"], shown["totals"]) == (cohort["rows"], cohort["totals"])
+    assert cohort["totals"][-1] > 0
+    # The live feed: requests arrive as they are made; paused, none is added.
+    wait_for(page, "document.getElementById('live-state').textContent === 'connected'")
+    visit(server, ["c"])
+    wait_for(
+        page,
+        "[...document.querySelectorAll('#feed td')].some(t => t.textContent.includes('GET /c'))",
+    )
+    page.click("#pause")
+    rows_paused = page.evaluate("document.querySelectorAll('#feed tbody tr').length")
+    received = page.evaluate("window.dashboard.feed")
+    visit(server, ["b"])
+    wait_for(page, f"window.dashboard.feed > {received}")
+    assert page.evaluate("document.querySelectorAll('#feed tbody tr').length") == rows_paused
+    assert "new)" in page.text_content("#live-state")
     # The live counter rises with a request.
     before = page.evaluate("window.dashboard.requestsToday")
     visit(server, ["a"])
-    wait_for(page, f"window.dashboard.requestsToday > {before}")
+    wait_for(page, f"window.dashboard.requestsToday > {before}", timeout=20)
     page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+    for view in ("overview", "explorer", "activity", "live"):
+        page.locator(f"#view-{view}").screenshot(path=str(SCREENSHOTS / f"dashboard-{view}.png"))
     phone = browser.new_page(viewport={"width": 390, "height": 844})
     phone.on("pageerror", lambda error: problems.append(str(error)))
     phone.goto(server.url + "stats/dashboard/")
