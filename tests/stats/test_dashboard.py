@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -119,6 +120,17 @@ def test_the_dashboard_shows_what_the_api_says(
         )
     )
     assert shown == {key: count for key, count in resources.items() if count}
+    # Without JavaScript: the page carries the same numbers as a table, made by the server.
+    html = server.get("stats/dashboard/")[1]
+    table = html.split('<table id="server-table">')[1].split("</table>")[0]
+    days = re.findall(r"<th scope=row>([\d-]+)</th><td>(\d+)</td><td>(\d+)</td>", table)
+    since, until = days[0][0], days[-1][0]
+    by_day = api(server, f"/metricas/requests/timeserie?since={since}&until={until}")["points"]
+    visits_by_day = api(server, f"/metricas/sessions/timeserie?since={since}&until={until}")
+    assert [(int(r), int(v)) for _, r, v in days] == [
+        (p["count"], v["count"]) for p, v in zip(by_day, visits_by_day["points"], strict=True)
+    ]
+    assert len(days) == 14 and sum(int(r) for _, r, _ in days) == made
     # The explorer: the chosen metrica by the chosen axis, as the API's iterate says.
     explorer = page.evaluate("window.dashboard.explorer")
     assert explorer["metrica"] == "requests"
@@ -166,6 +178,17 @@ def test_the_dashboard_shows_what_the_api_says(
     before = page.evaluate("window.dashboard.requestsToday")
     visit(server, ["a"])
     wait_for(page, f"window.dashboard.requestsToday > {before}", timeout=20)
+    # Every control is reached with the keyboard, in the page's order, up to the pause.
+    reached = []
+    for _ in range(80):
+        page.keyboard.press("Tab")
+        reached.append(
+            page.evaluate("() => document.activeElement.name || document.activeElement.id")
+        )
+        if reached[-1] == "pause":
+            break
+    assert reached[-1] == "pause"
+    assert {"scale", "since", "until", "metrica", "by", "event", "primary"} <= set(reached)
     page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
     for view in ("overview", "explorer", "activity", "live"):
         page.locator(f"#view-{view}").screenshot(path=str(SCREENSHOTS / f"dashboard-{view}.png"))

@@ -101,7 +101,7 @@ class StatsResource(Resource):
         }
         collector = ServerCollector(store, site, clusterer, activity, streams, feeds, tally)
         self._children[b"metrics"] = metrics_leaf(registry_for(collector))
-        self._children[b"dashboard"] = Dashboard()
+        self._children[b"dashboard"] = Dashboard(store)
         if streams is not None:
             self._children[b"stream"] = StreamsResource(streams)
         if activity is not None:
