@@ -39,6 +39,7 @@ from .ingest.filters import parse_filter
 from .ingest.mapping import RECENTCHANGE_AXES, FieldMapping, load_mapper
 from .interfaces import ClusteredSession
 from .server import SessionServer
+from .stats.access import StatsAccess
 from .stats.metrics import RequestTally
 from .stats.resource import StatsResource
 from .storage.address import RedisAddress, parse_redis_url
@@ -574,9 +575,8 @@ def build_server(reactor: Any, options: Options) -> SessionServer:
     else:
         address = options["redis-address"]
     redis = RedisLink(reactor, address, deadline=options["redis-deadline"])
-    stats_mode = (
-        "token" if options["stats-token"] else "public" if options["stats-public"] else "loopback"
-    )
+    # Who may read the stats tree, in the words of the tree's own access rule.
+    stats_mode = StatsAccess(options["stats-token"], bool(options["stats-public"])).mode
     resource = options.get("resource") or LandingPage(
         address.describe(),
         lambda: redis.connected,
