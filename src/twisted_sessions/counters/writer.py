@@ -336,17 +336,19 @@ class CounterWriter(WriteBehind):
         for metrica, counts in rows.items():
             tag = metrica.tag
             whole = tag in checkpoints  # One call whatever its size: one group.
+            row_sizes = [0] if whole else [metrica.row_size(row[1]) for row in counts]
             start = 0
             while start < len(counts):
                 # As many counts as the room left in the batch surely holds (at least one):
                 # they are expanded together, summed per bucket first.
-                end, estimate = start + 1, metrica.row_size(counts[start][1])
-                room = self.chunk - sizes.get(tag, 0)
-                while end < len(counts) and (
-                    whole or estimate + metrica.row_size(counts[end][1]) <= room
-                ):
-                    estimate += metrica.row_size(counts[end][1])
-                    end += 1
+                if whole:
+                    end = len(counts)
+                else:
+                    end, estimate = start + 1, row_sizes[start]
+                    room = self.chunk - sizes.get(tag, 0)
+                    while end < len(counts) and estimate + row_sizes[end] <= room:
+                        estimate += row_sizes[end]
+                        end += 1
                 tag_increments = increments.setdefault(tag, {})
                 tag_expireats = expireats.setdefault(tag, {})
                 added = metrica.expand(counts[start:end], tag_increments, tag_expireats, now)

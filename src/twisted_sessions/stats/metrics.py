@@ -193,36 +193,23 @@ class ServerCollector:
         yield _gauge("stream_backlog", "Stream events waiting for Redis.", gauges["stream_backlog"])
 
     def _feeds(self, feeds: Sequence[Feed]) -> Iterator[Metric]:
-        families: dict[str, Any] = {
-            "feed_connected": GaugeMetricFamily(
-                f"{_PREFIX}_feed_connected", "Whether a feed is connected.", labels=["feed"]
-            ),
-            "feed_lag_seconds": GaugeMetricFamily(
-                f"{_PREFIX}_feed_lag_seconds",
-                "Seconds from a feed's newest event time to now.",
-                labels=["feed"],
-            ),
-            "feed_open_sessions": GaugeMetricFamily(
-                f"{_PREFIX}_feed_open_sessions", "A feed's open sessions.", labels=["feed"]
-            ),
-            "feed_events_kept": CounterMetricFamily(
-                f"{_PREFIX}_feed_events_kept",
-                "A feed's events kept since the start.",
-                labels=["feed"],
-            ),
-            "feed_reconnects": CounterMetricFamily(
-                f"{_PREFIX}_feed_reconnects", "A feed's reconnections.", labels=["feed"]
-            ),
-        }
-        for feed in feeds:
-            state = feed.gauges()
-            families["feed_connected"].add_metric([feed.name], int(state["connected"]))
-            if state["lag_seconds"] is not None:
-                families["feed_lag_seconds"].add_metric([feed.name], state["lag_seconds"])
-            families["feed_open_sessions"].add_metric([feed.name], state["open_sessions"])
-            families["feed_events_kept"].add_metric([feed.name], state["events_kept"])
-            families["feed_reconnects"].add_metric([feed.name], state["reconnects"])
-        yield from families.values()
+        states = [(feed.name, feed.gauges()) for feed in feeds]
+        for field, kind, help_text in _FEED_FIGURES:
+            family = kind(f"{_PREFIX}_feed_{field}", help_text, labels=["feed"])
+            for name, state in states:
+                if state[field] is not None:  # No lag before the first event.
+                    family.add_metric([name], float(state[field]))
+            yield family
+
+
+#: Each feed's figures: its gauge in /stats, the family's kind, and what it says.
+_FEED_FIGURES: tuple[tuple[str, Any, str], ...] = (
+    ("connected", GaugeMetricFamily, "Whether a feed is connected."),
+    ("lag_seconds", GaugeMetricFamily, "Seconds from a feed's newest event time to now."),
+    ("open_sessions", GaugeMetricFamily, "A feed's open sessions."),
+    ("events_kept", CounterMetricFamily, "A feed's events kept since the start."),
+    ("reconnects", CounterMetricFamily, "A feed's reconnections."),
+)
 
 
 def request_families(tally: RequestTally) -> Iterator[Metric]:
