@@ -1,8 +1,10 @@
 """
 ``python -m twisted_sessions COMMAND``: the batch tools.
 
-Commands: ``sessionize`` (see :mod:`twisted_sessions.clustering.sessionize`), and
-``sessionize --sse URL`` for a live feed (see :mod:`twisted_sessions.ingest.command`).
+Commands: ``sessionize`` (see :mod:`twisted_sessions.clustering.sessionize`),
+``sessionize --sse URL`` for a live feed (see :mod:`twisted_sessions.ingest.command`), and
+``localsite``, a Redis Cluster, several servers and HAProxy on this machine (see
+:mod:`twisted_sessions.deploy.localsite`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,14 @@ import sys
 
 from .clustering import sessionize
 
-COMMANDS = {"sessionize": sessionize.main}
+
+def _localsite(argv: list[str]) -> int:
+    from .deploy import localsite
+
+    return localsite.main(argv)
+
+
+COMMANDS = {"sessionize": sessionize.main, "localsite": _localsite}
 
 
 def main(argv: list[str] | None = None) -> int:

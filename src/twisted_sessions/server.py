@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from .interfaces import IFlushable
     from .stats.metrics import RequestTally
     from .storage.embedded import EmbeddedRedis
-    from .storage.link import RedisLink
+    from .storage.link import Link
+    from .storage.presence import Presence
     from .streams import Streams
     from .web.site import Site
 
@@ -60,7 +61,7 @@ class SessionServer(Service):
         reactor: Any,
         site: Site,
         endpoint: IStreamServerEndpoint,
-        redis: RedisLink,
+        redis: Link,
         embedded: EmbeddedRedis | None = None,
         shutdown_timeout: float = 10.0,
     ) -> None:
@@ -88,6 +89,8 @@ class SessionServer(Service):
         #: the startup log; ``None`` without a stats tree.
         self.stats_path: str | None = None
         self.stats_mode: str | None = None
+        #: This server's heartbeat among its site's servers (on the server's Redis link).
+        self.presence: Presence | None = None
 
     def add_flushable(self, flushable: IFlushable) -> None:
         """
@@ -161,6 +164,8 @@ class SessionServer(Service):
         if self.streams is not None:
             self.streams.link.connect()
             self.streams.blocking.connect()
+        if self.presence is not None:
+            self.presence.start()
 
     def stopService(self) -> Deferred[None]:
         """
@@ -183,6 +188,11 @@ class SessionServer(Service):
             self.port = None
         if self.tally is not None:
             self.tally.stop()
+        if self.presence is not None:
+            # Off the list of live servers at once: the balancer's checks fail already.
+            await self._bounded(
+                Deferred.fromCoroutine(self.presence.stop()), remaining(reserve), "leave"
+            )
         for feed in self.feeds:
             # No event after this: the last flush checkpoints where each feed stopped, and
             # its open sessions are rebuilt at the next start, not ended now.

@@ -42,9 +42,10 @@ from .server import SessionServer
 from .stats.access import StatsAccess
 from .stats.metrics import RequestTally
 from .stats.resource import StatsResource
-from .storage.address import RedisAddress, parse_redis_url
+from .storage.address import RedisTarget, parse_redis_url
+from .storage.connection import open_link
 from .storage.embedded import EmbeddedRedis, RedisServerNotFound, find_redis_server
-from .storage.link import RedisLink
+from .storage.presence import Presence, default_server_id
 from .streams import BUILTIN_STREAMS, Streams
 from .web.cookies import CookiePolicy
 from .web.landing import LandingPage
@@ -99,10 +100,19 @@ class Options(usage.Options):
             "redis",
             None,
             None,
-            "External Redis URL (redis://host:port/db or unix:///path.sock?db=N); "
+            "External Redis URL (redis://host:port/db, unix:///path.sock?db=N, "
+            "redis+cluster://host:port[,host:port...] or "
+            "redis+sentinel://host:port[,host:port...]/service[/db]); "
             "without it an embedded redis-server runs.",
         ],
         ["redis-server", None, None, "redis-server binary for the embedded Redis."],
+        [
+            "server-id",
+            None,
+            None,
+            "This server's name among the site's servers, in /stats and its heartbeat "
+            "(default: host name and port).",
+        ],
         ["data-dir", "d", "sessions-data", "Directory of the embedded Redis's data."],
         ["session-timeout", None, "900", "Seconds without a request before a session expires."],
         ["max-session-age", None, None, "Seconds after which any session expires (none)."],
@@ -568,13 +578,13 @@ def build_server(reactor: Any, options: Options) -> SessionServer:
     Wire the server from checked options, on the given reactor.
     """
     embedded = None
-    address: RedisAddress
+    address: RedisTarget
     if options["redis"] is None:
         embedded = EmbeddedRedis(reactor, options["redis-server"], options["data-dir"])
         address = embedded.address
     else:
         address = options["redis-address"]
-    redis = RedisLink(reactor, address, deadline=options["redis-deadline"])
+    redis = open_link(reactor, address, deadline=options["redis-deadline"])
     # Who may read the stats tree, in the words of the tree's own access rule.
     stats_mode = StatsAccess(options["stats-token"], bool(options["stats-public"])).mode
     resource = options.get("resource") or LandingPage(
@@ -628,7 +638,7 @@ def build_server(reactor: Any, options: Options) -> SessionServer:
     activity = None
     if not options["no-activity"]:
         # Bitmaps are bytes: their own connection, which decodes nothing.
-        binary = RedisLink(reactor, address, deadline=options["redis-deadline"], binary=True)
+        binary = open_link(reactor, address, deadline=options["redis-deadline"], binary=True)
         activity = Activity(
             reactor,
             binary,
@@ -656,6 +666,9 @@ def build_server(reactor: Any, options: Options) -> SessionServer:
         server.add_flushable(streams.writer)
     feeds = build_feeds(reactor, options, store, activity, streams)
     server.feeds = feeds
+    presence = server.presence = Presence(
+        reactor, redis, options["server-id"] or default_server_id(options["port"])
+    )
     if not options["no-stats"]:
         # The requests for /stats/metrics: a list append each, folded once a second.
         tally = RequestTally(reactor)
@@ -667,6 +680,7 @@ def build_server(reactor: Any, options: Options) -> SessionServer:
             clusterer,
             feeds=feeds,
             tally=tally,
+            presence=presence,
             activity=activity,
             streams=streams,
             token=options["stats-token"],
@@ -679,15 +693,15 @@ def build_server(reactor: Any, options: Options) -> SessionServer:
     return server
 
 
-def build_streams(reactor: Any, options: Options, address: RedisAddress) -> Streams:
+def build_streams(reactor: Any, options: Options, address: RedisTarget) -> Streams:
     """
     The live streams, on two binary Redis links of their own: one for writes and history, one
     for the reader's blocking ``XREAD`` (a blocked command holds its connection).
     """
     deadline = options["redis-deadline"]
-    link = RedisLink(reactor, address, deadline=deadline, binary=True)
+    link = open_link(reactor, address, deadline=deadline, binary=True)
     # The reader blocks up to a second: its deadline is that plus the usual one.
-    blocking = RedisLink(reactor, address, deadline=deadline + 1.0, binary=True)
+    blocking = open_link(reactor, address, deadline=deadline + 1.0, binary=True)
     return Streams(
         reactor,
         link,

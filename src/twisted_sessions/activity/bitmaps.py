@@ -30,7 +30,7 @@ from ..storage.link import gather
 from .periods import Period
 
 if TYPE_CHECKING:
-    from ..storage.link import RedisLink
+    from ..storage.link import Link
 
 #: Redis numbers the bits of a byte from the most significant; Python's integers from the
 #: least: each byte's bits reversed, then read little-endian, make offset k bit k.
@@ -67,7 +67,7 @@ class BitmapReader:
     once).
     """
 
-    def __init__(self, link: RedisLink) -> None:
+    def __init__(self, link: Link) -> None:
         self._link = link
         self._values: dict[str, int] = {}
         self._waiting: dict[str, list[Deferred[int]]] = {}

@@ -29,7 +29,7 @@ from .periods import TIME_GROUPS, Period
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
 
-    from ..storage.link import RedisLink
+    from ..storage.link import Link
 
 
 async def _breathe(clock: IReactorTime | None) -> None:
@@ -75,7 +75,7 @@ def _scale(time_group: str) -> Any:
 
 
 async def dates_data(
-    link: RedisLink,
+    link: Link,
     select1: str,
     select2: str,
     select1b: str | None = None,
@@ -173,7 +173,7 @@ class CohortTable:
 
 
 async def cohort_table(
-    link: RedisLink,
+    link: Link,
     primary: str,
     secondary: str,
     primary_and: str | None = None,

@@ -18,7 +18,7 @@ from ..storage.keys import USER_IDS, USER_NAMES, USER_NEXT, USERS_KNOWN
 from ..storage.link import gather
 
 if TYPE_CHECKING:
-    from ..storage.link import RedisLink
+    from ..storage.link import Link
 
 #: The largest offset bitmapist (and Redis) take: 2^32 - 1.
 MAX_ID = 2**32 - 1
@@ -100,7 +100,7 @@ class UserIds:
         integer.
     """
 
-    def __init__(self, link: RedisLink, cache_size: int = 100_000, integers: bool = False):
+    def __init__(self, link: Link, cache_size: int = 100_000, integers: bool = False):
         if cache_size < 2:
             raise ValueError(f"cache_size must be at least 2, not {cache_size!r}")
         self._link = link

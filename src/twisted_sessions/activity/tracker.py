@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
     from ..events import RequestEvent
     from ..interfaces import ClusteredSession
-    from ..storage.link import RedisLink
+    from ..storage.link import Link
 
 #: The built-in marks, each of which can be turned off.
 BUILTIN = ("active", "user:logged_in", "user:logged_out", "session:started")
@@ -74,7 +74,7 @@ class Activity:
     def __init__(
         self,
         clock: IReactorTime,
-        link: RedisLink,
+        link: Link,
         scales: tuple[Scale, ...] = ("day", "week", "month", "unique"),
         builtin: Iterable[str] = BUILTIN,
         flush_interval: float = 1.0,

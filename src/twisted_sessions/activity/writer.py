@@ -44,7 +44,7 @@ from .periods import Period, Scale
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
 
-    from ..storage.link import RedisLink
+    from ..storage.link import Link
     from .ids import UserIds
 
 #: Sets the bits of the offsets packed in ARGV[1] (little-endian unsigned 32-bit integers) in
@@ -162,7 +162,7 @@ class MarkWriter(WriteBehind):
     def __init__(
         self,
         clock: IReactorTime,
-        link: RedisLink,
+        link: Link,
         ids: UserIds,
         scales: tuple[Scale, ...] = ("day", "week", "month", "unique"),
         flush_interval: float = 1.0,

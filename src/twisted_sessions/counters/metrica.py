@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
     from twisted.internet.interfaces import IReactorTime
 
-    from ..storage.link import RedisLink
+    from ..storage.link import Link
 
 #: How long fine buckets are kept after they end (Staste's spirit): hours two weeks, days
 #: about six months, months three years; years and all time for ever.
@@ -57,7 +57,7 @@ class CounterStore:
     """
 
     def __init__(
-        self, clock: IReactorTime, link: RedisLink, writer: CounterWriter | None = None
+        self, clock: IReactorTime, link: Link, writer: CounterWriter | None = None
     ) -> None:
         self.clock = clock
         self.link = link
@@ -137,7 +137,7 @@ class Metrica:
         return f"<{type(self).__name__} {self.name!r}>"
 
     @property
-    def link(self) -> RedisLink:
+    def link(self) -> Link:
         """
         The Redis connection its queries read from (the store's).
         """

@@ -31,7 +31,7 @@ from .axis import Axis, HierarchicalAxis
 from .timebuckets import Timespan, series
 
 if TYPE_CHECKING:
-    from ..storage.link import RedisLink
+    from ..storage.link import Link
 
 
 class QueriedMetrica(Protocol):
@@ -64,7 +64,7 @@ class QueriedMetrica(Protocol):
         """
 
     @property
-    def link(self) -> RedisLink:
+    def link(self) -> Link:
         """
         The Redis connection to read from.
         """

@@ -34,7 +34,7 @@ from ..storage.writebehind import WriteBehind
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
 
-    from ..storage.link import RedisLink
+    from ..storage.link import Link
 
 
 class Expandable(Protocol):
@@ -232,7 +232,7 @@ class CounterWriter(WriteBehind):
     def __init__(
         self,
         clock: IReactorTime,
-        link: RedisLink,
+        link: Link,
         flush_interval: float = 1.0,
         max_pending: int = 1_000_000,
         chunk: int = 5_000,

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from ..clustering.clusterer import SessionClusterer
     from ..counters.metrica import CounterStore, Metrica
     from ..ingest.feed import Feed
+    from ..storage.presence import Presence
     from ..streams.hub import Streams
     from ..web.site import Site
 
@@ -85,9 +86,11 @@ class StatsResource(Resource):
         streams: Streams | None = None,
         feeds: Sequence[Feed] = (),
         tally: RequestTally | None = None,
+        presence: Presence | None = None,
     ) -> None:
         super().__init__()
         self.store, self.site, self.clusterer = store, site, clusterer
+        self.presence = presence
         self.feeds = list(feeds)
         self.activity = activity
         self.streams = streams
@@ -176,7 +179,22 @@ class StatsResource(Resource):
                 "redis_reachable": link.connected,
             },
             "streams": self.streams.gauges() if self.streams is not None else None,
+            "server": self._server(),
             "feeds": {feed.name: feed.gauges() for feed in self.feeds},
+        }
+
+    def _server(self) -> dict[str, Any] | None:
+        """
+        Which server this is, and which of the site's servers were alive at its last heartbeat.
+        """
+        presence = self.presence
+        if presence is None:
+            return None
+        alive = presence.alive()
+        return {
+            "id": presence.server_id,
+            "alive": alive,
+            "alive_count": None if alive is None else len(alive),
         }
 
     async def _sessions(self, request: Any) -> dict[str, Any]:

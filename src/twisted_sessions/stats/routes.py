@@ -443,6 +443,21 @@ _INDEX = _object(
         ),
         "nullable": True,
     },
+    server={
+        **_object(
+            id={"type": "string", "description": "this server's --server-id"},
+            alive={
+                "type": "array",
+                "items": _STRING,
+                "nullable": True,
+                "description": "the ids of the site's servers alive (heartbeats in Redis); "
+                "null while Redis cannot be asked",
+            },
+            alive_count=_NULLABLE_COUNT,
+        ),
+        "nullable": True,
+        "description": "which server answered, among the site's servers",
+    },
     feeds={
         "type": "object",
         "description": "each consumed feed (--ingest) by name",

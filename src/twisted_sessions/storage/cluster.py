@@ -13,9 +13,17 @@ router is small because the links do the hard part (lazy connections, deadlines,
 - ``ASK slot host:port`` (a slot being migrated, this key already moved): ``ASKING`` and the
   command are sent back to back on the target's link (one connection keeps their order);
 - ``TRYAGAIN`` and ``CLUSTERDOWN``: tried again after 50, 100, 200... ms, within the deadline;
-- every command keeps its link's deadline, and the whole of one call the router's.
+- every command keeps its link's deadline, and the whole of one call the router's;
+- a node that cannot be reached (a primary killed) fails the command with ``RedisUnavailable``,
+  as one server's outage does, and starts a refresh: once a replica is promoted, the next
+  try goes to it.
 
-Not wired into ``--redis`` yet (issue 16): the writers' per-slot batching comes with it.
+:class:`ClusterLink` puts the router behind the same :class:`~.link.Link` face as one server's
+link, for ``--redis redis+cluster://``: the writers keep every batch within one slot (their
+keys share a hash tag, see :mod:`.keys`), so nothing else changes for them.
+
+Why not redis-py's cluster client: it runs only under the asyncio reactor, and a measurement
+found it erroring past 100 commands in flight per node; a flush sends more than that.
 """
 
 from __future__ import annotations
@@ -24,12 +32,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .address import RedisAddress
-from .link import RedisLink, RedisTimeout, RedisUnavailable
+from .address import ClusterAddress, RedisAddress
+from .link import DEFAULT_HEALTH_INTERVAL, RedisLink, RedisTimeout, RedisUnavailable
 
 SLOTS = 16384
 
@@ -70,13 +78,23 @@ def key_slot(key: str | bytes) -> int:
     return crc16(raw) % SLOTS
 
 
+#: Commands that name no key: any primary answers them.
+KEYLESS = frozenset({"PING", "INFO", "TIME", "ECHO", "SCRIPT", "CLUSTER", "ROLE", "DBSIZE"})
+
+
 def command_key(command: Sequence[Any]) -> Any:
     """
-    The key a command is routed by: ``EVAL``/``EVALSHA``'s first key, else its first argument.
+    The key a command is routed by: ``EVAL``/``EVALSHA``'s first key, ``XREAD``'s first
+    stream, else its first argument.
 
     :raises ValueError: a command without a key (route those with ``key=``).
     """
     name = str(command[0]).upper()
+    if name in ("XREAD", "XREADGROUP"):
+        for index, word in enumerate(command):
+            if str(word).upper() == "STREAMS" and index + 1 < len(command):
+                return command[index + 1]
+        raise ValueError(f"{name} without STREAMS cannot be routed")
     if name in ("EVAL", "EVALSHA"):
         if int(command[2]) < 1:
             raise ValueError(f"{name} without keys cannot be routed: give key=")
@@ -86,9 +104,10 @@ def command_key(command: Sequence[Any]) -> Any:
     return command[1]
 
 
-class ClusterError(Exception):
+class ClusterError(RedisUnavailable):
     """
-    The cluster could not take a command: redirected too often, or down past the deadline.
+    The cluster could not take a command: redirected too often, down past the deadline, or a
+    slot nobody owns. An outage like any other to the writers: they keep the work and retry.
     """
 
 
@@ -110,6 +129,7 @@ class ClusterRouter:
         seeds: Sequence[RedisAddress],
         deadline: float = 2.0,
         binary: bool = False,
+        password: str | None = None,
     ) -> None:
         if not seeds:
             raise ValueError("a cluster needs at least one seed node")
@@ -117,10 +137,12 @@ class ClusterRouter:
         self.seeds = list(seeds)
         self.deadline = deadline
         self.binary = binary
+        self._password = password
         self._links: dict[tuple[str, int], RedisLink] = {}
         #: The owner (host, port) of each slot, once known.
         self.owners: list[tuple[str, int] | None] = [None] * SLOTS
         self._waiters: list[Deferred[None]] = []
+        self._last_refresh = float("-inf")
         self.redirections = 0
 
     def link(self, host: str, port: int) -> RedisLink:
@@ -129,7 +151,7 @@ class ClusterRouter:
         """
         found = self._links.get((host, port))
         if found is None:
-            address = RedisAddress(host=host, port=port)
+            address = RedisAddress(host=host, port=port, password=self._password)
             found = RedisLink(self._reactor, address, deadline=self.deadline, binary=self.binary)
             found.connect()
             self._links[(host, port)] = found
@@ -200,6 +222,8 @@ class ClusterRouter:
                     return await reply
                 return await link.execute(*command)
             except (RedisUnavailable, RedisTimeout):
+                # A dead primary (its replica may be taking over): learn the new map.
+                self._refresh_soon()
                 raise
             except Exception as error:
                 message = str(error)
@@ -212,9 +236,7 @@ class ClusterRouter:
                     asking = kind == "ASK"
                     if not asking:
                         self.owners[slot] = owner
-                        self.refresh().addErrback(
-                            lambda failure: self._log.failure("cluster refresh failed", failure)
-                        )
+                        self._refresh_soon()
                     continue
                 if kind in ("TRYAGAIN", "CLUSTERDOWN"):
                     if clock.seconds() - started + delay > self.deadline:
@@ -226,9 +248,154 @@ class ClusterRouter:
                 raise
         raise ClusterError(f"slot {slot}: redirected 16 times, the cluster does not settle")
 
+    def _refresh_soon(self) -> None:
+        """
+        Refresh the map in the background, at most once a second (a refresh under way
+        serves every caller).
+        """
+        now = self._reactor.seconds()
+        if self._waiters or now - self._last_refresh < 1.0:
+            return
+        self._last_refresh = now
+        self.refresh().addErrback(
+            lambda failure: self._log.warn(
+                "cluster topology refresh failed: {error}", error=failure.getErrorMessage()
+            )
+        )
+
+    def primaries(self) -> list[tuple[str, int]]:
+        """
+        The primaries that own slots now.
+        """
+        return sorted({owner for owner in self.owners if owner is not None})
+
     async def disconnect(self) -> None:
         """
         Close every link.
         """
         for link in list(self._links.values()):
             await link.disconnect()
+
+
+class ClusterLink:
+    """
+    A Redis Cluster behind the :class:`~.link.Link` face: commands go to the primary that
+    owns their key's slot; ``PING`` and other keyless commands to any primary.
+
+    :param reactor: network and time.
+    :param address: the cluster's seed nodes.
+    :param deadline: seconds a command may take, redirections included.
+    :param health_interval: seconds between the checks that refresh the map and ping every
+        primary.
+    :param binary: replies stay bytes.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        reactor: Any,
+        address: ClusterAddress,
+        deadline: float = 2.0,
+        health_interval: float = DEFAULT_HEALTH_INTERVAL,
+        binary: bool = False,
+    ) -> None:
+        if not deadline > 0:
+            raise ValueError(f"deadline must be positive, not {deadline!r}")
+        self._reactor = reactor
+        self.address = address
+        self.deadline = deadline
+        self.binary = binary
+        self.reachable: bool | None = None
+        self._health_interval = health_interval
+        self._health: LoopingCall | None = None
+        self.router = ClusterRouter(
+            reactor, address.seeds, deadline=deadline, binary=binary, password=address.password
+        )
+
+    @property
+    def connected(self) -> bool:
+        """
+        The map is known and every primary in it has a live connection.
+        """
+        primaries = self.router.primaries()
+        return bool(primaries) and all(self.router.link(*node).connected for node in primaries)
+
+    def connect(self) -> None:
+        """
+        Learn the map and connect to the primaries, in the background; check them every
+        ``health_interval``.
+        """
+        if self._health is not None:
+            return
+        self._log.info(
+            "Redis at {where}: connecting in the background", where=self.address.describe()
+        )
+        health = LoopingCall(lambda: Deferred.fromCoroutine(self._check_health()))
+        health.clock = self._reactor
+        self._health = health
+        health.start(self._health_interval, now=True).addErrback(
+            lambda failure: self._log.failure("cluster health check stopped", failure)
+        )
+
+    def execute(self, *command: Any) -> Deferred[Any]:
+        """
+        Send ``command`` to the primary of its key's slot (see :func:`command_key`).
+        """
+        if str(command[0]).upper() in KEYLESS:
+            primaries = self.router.primaries()
+            if not primaries:
+                return Deferred.fromCoroutine(self._keyless(command))
+            return self.router.link(*primaries[0]).execute(*command)
+        return self.router.execute(*command)
+
+    async def _keyless(self, command: tuple[Any, ...]) -> Any:
+        await self.router.refresh()
+        primaries = self.router.primaries()
+        if not primaries:
+            raise ClusterError(f"no node of {self.address.describe()} owns any slot")
+        return await self.router.link(*primaries[0]).execute(*command)
+
+    def ping(self) -> Deferred[float]:
+        """
+        The slowest primary's PING round trip, in seconds.
+        """
+
+        async def slowest() -> float:
+            if not self.router.primaries():
+                await self.router.refresh()
+            times = [await self.router.link(*node).ping() for node in self.router.primaries()]
+            return max(times, default=0.0)
+
+        return Deferred.fromCoroutine(slowest())
+
+    async def _check_health(self) -> None:
+        try:
+            await self.router.refresh()
+            await self.ping()
+        except Exception as error:
+            if self.reachable is not False:
+                self._log.warn(
+                    "Redis at {where} is not all reachable ({error}); the server goes on and "
+                    "keeps retrying",
+                    where=self.address.describe(),
+                    error=str(error) or type(error).__name__,
+                )
+            self.reachable = False
+        else:
+            if self.reachable is not True:
+                self._log.info(
+                    "Redis at {where} is reachable: {count} primaries",
+                    where=self.address.describe(),
+                    count=len(self.router.primaries()),
+                )
+            self.reachable = True
+
+    async def disconnect(self) -> None:
+        """
+        Stop the checks and close every node's link.
+        """
+        if self._health is not None and self._health.running:
+            self._health.stop()
+        self._health = None
+        await self.router.disconnect()

@@ -225,3 +225,16 @@ def stream_key(name: str) -> str:
     The Redis Stream of the stream ``name`` (checked by :func:`check_stream`).
     """
     return f"{PREFIX}:{STREAM_TAG}:stream:{name}"
+
+
+#: The servers of one site (see :mod:`twisted_sessions.storage.presence`): a sorted set of
+#: server ids scored by when their last heartbeat runs out, and one key per server, with a TTL,
+#: that says who it is.
+SERVERS = f"{PREFIX}:{{f}}:servers"
+
+
+def server_key(server_id: str) -> str:
+    """
+    The heartbeat key of one server (its details; gone a TTL after its last heartbeat).
+    """
+    return f"{PREFIX}:{{f}}:server:{encode(server_id)}"

@@ -9,7 +9,7 @@ deadline after which its Deferred fails with :class:`RedisTimeout`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import txredisapi
 from twisted.internet.defer import Deferred, FirstError, TimeoutError, fail, gatherResults
@@ -56,6 +56,51 @@ def gather(calls: list[Deferred[Any]]) -> Deferred[list[Any]]:
         return failure
 
     return gatherResults(calls, consumeErrors=True).addErrback(first)
+
+
+class Link(Protocol):
+    """
+    What the writers and readers need of Redis, whatever its deployment: a :class:`RedisLink`
+    (one server), a :class:`~twisted_sessions.storage.sentinel.SentinelLink` (a primary that
+    Sentinel fails over) or a :class:`~twisted_sessions.storage.cluster.ClusterLink` (Redis
+    Cluster, each command sent to the primary of its key's slot).
+    """
+
+    #: Where Redis is, for logs: has ``describe()``.
+    address: Any
+    #: Seconds a command may take.
+    deadline: float
+    #: Replies stay bytes.
+    binary: bool
+    #: ``None`` until the first health check, then whether Redis answered the last one.
+    reachable: bool | None
+
+    @property
+    def connected(self) -> bool:
+        """
+        Whether commands can be sent now.
+        """
+
+    def connect(self) -> None:
+        """
+        Start connecting in the background.
+        """
+
+    def execute(self, *command: Any) -> Deferred[Any]:
+        """
+        One command, with its deadline; fails with :class:`RedisUnavailable` or
+        :class:`RedisTimeout` in an outage.
+        """
+
+    def ping(self) -> Deferred[float]:
+        """
+        Round-trip seconds of a PING.
+        """
+
+    async def disconnect(self) -> None:
+        """
+        Close, within one deadline.
+        """
 
 
 class RedisLink:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from ..events import RequestEvent
     from ..interfaces import ClusteredSession
-    from ..storage.link import RedisLink
+    from ..storage.link import Link
     from .filters import EventFilter
 
 #: The built-in streams, each of which can be turned off.
@@ -75,8 +75,8 @@ class Streams:
     def __init__(
         self,
         clock: IReactorTime,
-        link: RedisLink,
-        blocking: RedisLink,
+        link: Link,
+        blocking: Link,
         builtin: tuple[str, ...] = BUILTIN_STREAMS,
         history: float = 7 * 86_400,
         max_length: int = 100_000,

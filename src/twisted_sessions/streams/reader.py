@@ -39,7 +39,7 @@ from .frames import (
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
 
-    from ..storage.link import RedisLink
+    from ..storage.link import Link
     from .client import StreamClient
 
 #: Events an XREAD or XRANGE returns at most per stream.
@@ -64,8 +64,8 @@ class StreamReader:
     def __init__(
         self,
         clock: IReactorTime,
-        link: RedisLink,
-        blocking: RedisLink,
+        link: Link,
+        blocking: Link,
         domain: str,
         block: float = 1.0,
     ) -> None:

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
 
     from ..events import RequestEvent
-    from ..storage.link import RedisLink
+    from ..storage.link import Link
 
 #: The most events a script call writes: about 5 µs each in Redis, so a call blocks Redis for
 #: a few milliseconds at most.
@@ -287,7 +287,7 @@ class StreamWriter(WriteBehind):
     def __init__(
         self,
         clock: IReactorTime,
-        link: RedisLink,
+        link: Link,
         history: float = 7 * 86_400,
         max_length: int = 100_000,
         flush_interval: float = 0.1,
