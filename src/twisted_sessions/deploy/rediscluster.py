@@ -91,6 +91,14 @@ class LocalRedisCluster:
                 f"nodes-{port}.conf",
                 "--cluster-node-timeout",
                 "1000",
+                # A replica always may take over, however long since it heard its primary:
+                # with a 1 s node timeout the default factor (10) refused fresh replicas.
+                "--cluster-replica-validity-factor",
+                "0",
+                # Replicas sync at once (the default waits 5 s for more replicas to come):
+                # until a replica has synced, its primary's failover loses everything.
+                "--repl-diskless-sync-delay",
+                "0",
                 "--dir",
                 str(self.directory),
                 "--save",
@@ -118,7 +126,24 @@ class LocalRedisCluster:
             "--cluster-yes",
         )
         self.wait_until_ok()
+        self.wait_until_replicated()
         return self
+
+    def wait_until_replicated(self, timeout: float = 30.0) -> None:
+        """
+        Return once every replica has synced with its primary (``master_link_status:up``).
+        """
+        deadline = time.monotonic() + timeout
+        pending = [int(node["port"]) for node in self.nodes() if "slave" in node["flags"]]
+        while pending:
+            if time.monotonic() > deadline:
+                raise ClusterSetupError(f"replicas on ports {pending} did not sync in {timeout} s")
+            pending = [
+                port
+                for port in pending
+                if "master_link_status:up" not in self.cli(port, "info", "replication")
+            ]
+            time.sleep(0.1)
 
     def cli(self, port: int, *args: str, timeout: float = 60) -> str:
         """
@@ -206,6 +231,46 @@ class LocalRedisCluster:
             timeout=300,
         )
 
+    def owner(self, slot: int) -> int:
+        """
+        The port of the primary that serves ``slot`` now.
+        """
+        for node in self.nodes():
+            if "master" not in node["flags"] or "fail" in node["flags"]:
+                continue
+            for part in node["slots"].split():
+                if part.startswith("["):
+                    continue  # A slot being migrated or imported: [slot->-id].
+                first, _, last = part.partition("-")
+                if int(first) <= slot <= int(last or first):
+                    return int(node["port"])
+        raise ClusterSetupError(f"no primary serves slot {slot}")
+
+    def migrate_slot(self, slot: int, target: int, pause: float = 0.0) -> int:
+        """
+        Move one slot to primary ``target`` the way ``redis-cli --cluster reshard`` does
+        (``SETSLOT IMPORTING`` and ``MIGRATING``, ``MIGRATE`` key by key, ``SETSLOT NODE``),
+        ``pause`` seconds between keys, so that clients meet the slot half moved (``ASK``,
+        ``TRYAGAIN``) and then moved (``MOVED``); how many keys moved.
+        """
+        source = self.owner(slot)
+        if source == target:
+            return 0
+        source_id, target_id = self.node_id(source), self.node_id(target)
+        self.cli(target, "cluster", "setslot", str(slot), "importing", source_id)
+        self.cli(source, "cluster", "setslot", str(slot), "migrating", target_id)
+        moved = 0
+        while True:
+            keys = self.cli(source, "cluster", "getkeysinslot", str(slot), "1").split()
+            if not keys:
+                break
+            self.cli(source, "migrate", "127.0.0.1", str(target), "", "0", "5000", "keys", *keys)
+            moved += len(keys)
+            time.sleep(pause)
+        for port in self.primary_ports():
+            self.cli(port, "cluster", "setslot", str(slot), "node", target_id)
+        return moved
+
     def kill(self, port: int) -> None:
         """
         Kill the node on ``port`` with SIGKILL, as a crash would.
@@ -213,6 +278,23 @@ class LocalRedisCluster:
         process = self.processes.pop(port)
         process.kill()
         process.wait()
+
+    def wait_for_failover(self, slot: int, dead: int, timeout: float = 30.0) -> int:
+        """
+        Wait until a primary other than ``dead`` serves ``slot`` (a replica was promoted) and
+        the cluster is ok again; that primary's port.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                owner = self.owner(slot)
+            except ClusterSetupError:
+                owner = dead
+            if owner != dead:
+                self.wait_until_ok(max(deadline - time.monotonic(), 1.0))
+                return owner
+            time.sleep(0.1)
+        raise ClusterSetupError(f"no replica took over slot {slot} within {timeout} s")
 
     def wait_until_ok(self, timeout: float = 30.0) -> None:
         """

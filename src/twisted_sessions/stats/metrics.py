@@ -41,6 +41,7 @@ from twisted.internet.task import LoopingCall
 from zope.interface import implementer
 
 from ..interfaces import IRequestObserver
+from ..storage.cluster import ClusterLink
 from .responses import JSONLeaf, Text
 
 if TYPE_CHECKING:
@@ -164,6 +165,16 @@ class ServerCollector:
             "Whether Redis answers (1) or not (0).",
             int(self.store.link.connected),
         )
+        links = [self.store.link]
+        links += [self.activity.link] if self.activity is not None else []
+        links += [self.streams.link, self.streams.blocking] if self.streams is not None else []
+        cluster = [link for link in links if isinstance(link, ClusterLink)]
+        if cluster:
+            yield _counter(
+                "redis_cluster_redirections",
+                "Commands Redis Cluster redirected (MOVED or ASK): slots migrating or moved.",
+                sum(link.router.redirections for link in cluster),
+            )
         if self.activity is not None:
             marks = self.activity.writer
             yield _gauge("activity_backlog", "Activity marks waiting for Redis.", marks.backlog)
