@@ -132,6 +132,8 @@ class SessionServer(Service):
         if self.counters is not None:
             # Replays a spool left by the last run; its batches wait for Redis like any other.
             self.counters.writer.start()
+            # What the site's servers stored on stored axes: their caps hold site-wide.
+            self.counters.start()
         if self.activity is not None:
             self.activity.writer.start()
         if self.streams is not None:
@@ -199,6 +201,7 @@ class SessionServer(Service):
             feed.stop()
         if self.counters is not None:
             self.counters.writer.stop()  # The flush below is the last one.
+            self.counters.stop()
         if self.activity is not None:
             self.activity.writer.stop()
         if self.streams is not None:

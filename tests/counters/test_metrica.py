@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from twisted.internet import reactor
 
 from twisted_sessions.counters import (
     OVERFLOW,
@@ -175,6 +176,36 @@ class AxisTests(MetricaTestCase):
         self.assertEqual(await metrica.iterate("ua"), [("a", 2), ("b", 1), (OVERFLOW, 2)])
         self.assertEqual(metrica.overflowed, {"ua": 2})
         self.assertEqual(await metrica.total(), 5)
+
+    @coroutine_test
+    async def test_the_cap_holds_for_the_site_and_across_restarts(self) -> None:
+        """
+        Two servers (two stores) count one metrica: once one has stored the cap's worth of
+        values and the other has learnt them, the other counts those values under their own
+        names (even "007", which Redis's client would read as 7) and a new one as overflow;
+        so does a server restarted with nothing in memory.
+        """
+        one = await self.store()
+        two = CounterStore(reactor, one.link)
+        axes = [("ua", StoredChoiceAxis(cap=3))]
+        first = Metrica("shared", axes=axes, store=one)
+        second = Metrica("shared", axes=axes, store=two)
+        for agent in ["a", "007", "c"]:
+            first.kick(ua=agent)
+        await one.flush()
+        await second.learn_stored_values()
+        for agent in ["007", "d", "a"]:
+            second.kick(ua=agent)
+        await two.flush()
+        self.assertEqual(await first.iterate("ua"), [("a", 2), ("007", 2), ("c", 1), (OVERFLOW, 1)])
+        self.assertEqual(second.overflowed, {"ua": 1})
+
+        restarted = Metrica("shared", axes=axes, store=CounterStore(reactor, one.link))
+        await restarted.learn_stored_values()
+        restarted.kick(ua="e")
+        restarted.kick(ua="c")
+        await restarted.store.flush()
+        self.assertEqual(await first.iterate("ua"), [("a", 2), ("007", 2), ("c", 2), (OVERFLOW, 2)])
 
     @coroutine_test
     async def test_iterating_a_stored_axis_with_no_values_yet(self) -> None:

@@ -20,6 +20,10 @@ from datetime import UTC, datetime
 from itertools import product
 from typing import TYPE_CHECKING, Any
 
+from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
 from ..storage.keys import (
     ALL,
     bucket_key,
@@ -31,13 +35,13 @@ from ..storage.keys import (
     value_field,
     years_key,
 )
+from ..storage.link import RedisTimeout, RedisUnavailable
 from .axis import OVERFLOW, Axis
-from .query import Query
+from .query import Query, stored_members
 from .timebuckets import Timespan, to_utc
 from .writer import CounterWriter
 
 if TYPE_CHECKING:
-    from twisted.internet.defer import Deferred
     from twisted.internet.interfaces import IReactorTime
 
     from ..storage.link import Link
@@ -45,6 +49,10 @@ if TYPE_CHECKING:
 #: How long fine buckets are kept after they end (Staste's spirit): hours two weeks, days
 #: about six months, months three years; years and all time for ever.
 DEFAULT_RETENTION = {"hour": 14 * 86400, "day": 183 * 86400, "month": 3 * 366 * 86400}
+
+
+#: Seconds between two readings of the stored-axis values the site's servers stored.
+LEARN_INTERVAL = 10.0
 
 
 class CounterStore:
@@ -56,6 +64,8 @@ class CounterStore:
     :param writer: the writer; by default one flushing every second.
     """
 
+    _log = Logger()
+
     def __init__(
         self, clock: IReactorTime, link: Link, writer: CounterWriter | None = None
     ) -> None:
@@ -63,6 +73,7 @@ class CounterStore:
         self.link = link
         self.writer = writer or CounterWriter(clock, link)
         self.metricas: dict[str, Metrica] = {}
+        self._learning: LoopingCall | None = None
 
     def register(self, metrica: Metrica) -> None:
         """
@@ -77,6 +88,33 @@ class CounterStore:
         Write every pending kick now.
         """
         return self.writer.flush()
+
+    def start(self, interval: float = LEARN_INTERVAL) -> None:
+        """
+        Learn the stored-axis values every server of the site stored, now and every
+        ``interval`` seconds, so that a stored axis's cap holds for the site (and across
+        restarts), not per process.
+        """
+        learning = LoopingCall(lambda: Deferred.fromCoroutine(self._learn()))
+        learning.clock = self.clock
+        self._learning = learning
+        learning.start(interval, now=True).addErrback(
+            lambda failure: self._log.failure("learning stored-axis values stopped", failure)
+        )
+
+    async def _learn(self) -> None:
+        for metrica in list(self.metricas.values()):
+            try:
+                await metrica.learn_stored_values()
+            except (RedisUnavailable, RedisTimeout):
+                return  # The link logs outages; the next round tries again.
+
+    def stop(self) -> None:
+        """
+        Stop learning (see :meth:`start`).
+        """
+        if self._learning is not None and self._learning.running:
+            self._learning.stop()
 
 
 #: How many distinct valid rows a metrica remembers, to skip checking them again.
@@ -122,6 +160,9 @@ class Metrica:
         self.retention = {**DEFAULT_RETENTION, **(retention or {})}
         self.store = store
         self._seen: dict[str, set[Any]] = {n: set() for n, axis in axes if axis.stored}
+        #: Per stored axis: the members its sorted set holds (what every server stored, as
+        #: last read, and what this one stored since): the cap counts them, for the site.
+        self._stored: dict[str, set[str]] = {n: set() for n in self._seen}
         #: Per stored axis: kicks whose new value was counted under OVERFLOW.
         self.overflowed: dict[str, int] = {n: 0 for n in self._seen}
         # Rows kick_row has checked already: the usual kick is one set lookup.
@@ -241,16 +282,40 @@ class Metrica:
         A stored axis meets a value for the first time: remember it, or count it as overflow.
         """
         parts = axis.parts(name, value)  # Validates (a hierarchical value must be a tuple).
-        seen = self._seen[name]
+        seen, stored = self._seen[name], self._stored[name]
+        if parts[-1] in stored:  # Stored already, by another server or an earlier run.
+            seen.add(value)
+            return value
         zset = stored_axis_key(self.name, name)
-        if len(seen) >= axis.cap:  # type: ignore[attr-defined]
+        cap: int = axis.cap  # type: ignore[attr-defined]
+        if len(seen) >= cap or len(stored) >= cap:
             self.overflowed[name] += 1
             self.store.writer.first_seen(zset, OVERFLOW, when)
             return (OVERFLOW,) if isinstance(value, tuple) else OVERFLOW
         seen.add(value)
+        stored.add(parts[-1])
         for part in parts:
             self.store.writer.first_seen(zset, part, when)
         return value
+
+    async def learn_stored_values(self) -> None:
+        """
+        Read the values every server stored on this metrica's stored axes (at most a cap's
+        worth each): values another server stored are counted under their own name here too,
+        and this server's new values count against the cap with theirs.
+
+        Between two readings (:data:`LEARN_INTERVAL`) each server may still accept new values
+        the others do not know of yet: the site's set can exceed the cap by what the other
+        servers accept in one interval, and no more.
+
+        :raises RedisUnavailable, RedisTimeout: from the link.
+        """
+        for name, _ in self.axes:
+            if name not in self._stored:
+                continue
+            cap = self.axis(name).cap  # type: ignore[attr-defined]
+            members = await stored_members(self.link, stored_axis_key(self.name, name), cap)
+            self._stored[name].update(m for m in members if m != OVERFLOW)
 
     def expand(
         self,

@@ -8,6 +8,7 @@ the metrica, which makes queries, and the query do not import each other.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -32,6 +33,21 @@ from .timebuckets import Timespan, series
 
 if TYPE_CHECKING:
     from ..storage.link import Link
+
+
+#: The members of a stored axis's sorted set in the order first seen, as one JSON string:
+#: txredisapi reads a reply like "007" as the number 7, and "007" is a value like any other.
+#: KEYS: the set. ARGV: the last rank wanted (-1: all).
+STORED_MEMBERS = "return cjson.encode(redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1])))"
+
+
+async def stored_members(link: Link, key: str, last: int = -1) -> list[str]:
+    """
+    The members of the sorted set ``key`` (up to rank ``last``), as the strings stored.
+    """
+    reply = await link.execute("EVAL", STORED_MEMBERS, 1, key, last)
+    # cjson encodes an empty table as an object.
+    return [str(member) for member in json.loads(reply)] if reply != "{}" else []
 
 
 class QueriedMetrica(Protocol):
@@ -232,12 +248,7 @@ class Query:
         """
         if not axis.stored:
             return [(choice, encode(choice)) for choice in axis.choices]
-        members = [
-            str(m)
-            for m in await self.metrica.link.execute(
-                "ZRANGE", stored_axis_key(self.metrica.name, name), 0, -1
-            )
-        ]
+        members = await stored_members(self.metrica.link, stored_axis_key(self.metrica.name, name))
         if not isinstance(axis, HierarchicalAxis):
             return [(decode(m), m) for m in members]
         prefix = dict(self.filters).get(name) or ()
