@@ -9,12 +9,24 @@ from __future__ import annotations
 import pytest
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from twisted_sessions.storage import RedisAddress
-from twisted_sessions.storage.cluster import ClusterRouter, command_key, crc16, key_slot
+from twisted_sessions.storage import (
+    ClusterAddress,
+    RedisAddress,
+    RedisUnavailable,
+    parse_redis_url,
+)
+from twisted_sessions.storage.cluster import (
+    ClusterLink,
+    ClusterRouter,
+    command_key,
+    crc16,
+    key_slot,
+)
 
-from ..reactor_case import coroutine_test
+from ..reactor_case import coroutine_test, wait_until
 from .cluster_process import RedisCluster
 
 
@@ -34,6 +46,7 @@ def test_slots_are_redis_clusters() -> None:
 def test_commands_are_routed_by_their_key() -> None:
     assert command_key(("HINCRBY", "k", "f", 1)) == "k"
     assert command_key(("EVAL", "return 1", 2, "a", "b")) == "a"
+    assert command_key(("XREAD", "COUNT", 5, "BLOCK", 0, "STREAMS", "s1", "s2", "$", "$")) == "s1"
     with pytest.raises(ValueError, match="key="):
         command_key(("EVAL", "return 1", 0))
     with pytest.raises(ValueError, match="key="):
@@ -92,3 +105,64 @@ class RouterTests(TestCase):
         self.assertEqual(dst.get(key), b"after")
         self.assertEqual(await self.router.execute("GET", key), "after")
         self.assertEqual(self.router.redirections, 2)
+
+
+class ClusterLinkTests(TestCase):
+    """
+    The cluster behind the Link face the writers use: ``--redis redis+cluster://``.
+    """
+
+    timeout = 60
+
+    def setUp(self) -> None:
+        self.cluster = RedisCluster().start()
+        self.addCleanup(self.cluster.stop)
+
+    def link(self, binary: bool = False) -> ClusterLink:
+        address = parse_redis_url(f"redis+cluster://127.0.0.1:{self.cluster.ports[1]}")
+        assert isinstance(address, ClusterAddress)
+        link = ClusterLink(reactor, address, deadline=3, health_interval=0.2, binary=binary)
+        link.connect()
+        self.addCleanup(lambda: Deferred.fromCoroutine(link.disconnect()))
+        return link
+
+    @coroutine_test
+    async def test_learns_every_primary_from_one_seed(self) -> None:
+        link = self.link()
+        await wait_until(lambda: link.connected and link.reachable)
+        self.assertEqual(
+            sorted(port for _, port in link.router.primaries()), sorted(self.cluster.ports)
+        )
+        self.assertGreater(await link.ping(), 0)
+        self.assertIn("redis_version", await link.execute("INFO", "server"))
+
+    @coroutine_test
+    async def test_a_blocking_xread_goes_to_its_streams_slot(self) -> None:
+        """
+        ``XREAD ... STREAMS key ...`` is routed by its first stream, not by ``COUNT``'s number
+        (the streams' keys share one hash tag, so one XREAD reads them all).
+        """
+        link, reader = self.link(binary=True), self.link(binary=True)
+        await wait_until(lambda: link.connected and reader.connected)
+        keys = ["ts1:{s}:stream:a", "ts1:{s}:stream:b"]
+        waiting = reader.execute("XREAD", "COUNT", 10, "BLOCK", 2000, "STREAMS", *keys, "$", "$")
+        await deferLater(reactor, 0.2, lambda: None)
+        await link.execute("XADD", keys[1], "*", "d", "hello")
+        reply = await waiting
+        self.assertEqual(reply[0][0], keys[1].encode())
+        self.assertEqual(reply[0][1][0][1], [b"d", b"hello"])
+
+    @coroutine_test
+    async def test_a_cluster_that_cannot_be_reached_is_an_outage(self) -> None:
+        """
+        Every node down: commands fail with ``RedisUnavailable`` (the writers keep their work
+        and retry), within the deadline, and the link says it is not reachable.
+        """
+        link = self.link()
+        await wait_until(lambda: link.connected)
+        for port in list(self.cluster.ports):
+            self.cluster.kill(port)
+        with self.assertRaises(RedisUnavailable):
+            await link.execute("SET", "k", "v")
+        await wait_until(lambda: link.reachable is False)
+        self.assertFalse(link.connected)
