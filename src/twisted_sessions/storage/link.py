@@ -174,26 +174,37 @@ class RedisLink:
             lambda failure: self._log.failure("Redis health check stopped", failure)
         )
 
-    def _start_factory(self) -> Any:
+    def _factory_options(self) -> dict[str, Any]:
+        """
+        The txredisapi factory's options (a subclass's factory takes the same).
+        """
         address = self.address
-        factory = txredisapi.RedisFactory(
-            address.describe(),
+        return {
+            "uuid": address.describe(),
             # Database 0 is where a connection starts: no SELECT, one fewer way to fail.
-            address.db or None,
-            1,
-            isLazy=True,
-            password=address.password,
-            replyTimeout=self.deadline,
+            "dbid": address.db or None,
+            "poolsize": 1,
+            "isLazy": True,
+            "password": address.password,
+            "replyTimeout": self.deadline,
             # A binary link converts nothing: a bitmap whose bytes spell "1" is not the number 1.
-            convertNumbers=not self.binary,
-            charset=None if self.binary else "utf-8",
-        )
+            "convertNumbers": not self.binary,
+            "charset": None if self.binary else "utf-8",
+        }
+
+    def _started(self, factory: Any, endpoint: Any) -> Any:
+        """
+        Start ``factory`` connecting through ``endpoint``, reconnecting with backoff.
+        """
         factory.maxDelay = 5
         # Lazy: only commands sent before the first connection wait for it; failures are
         # noticed and logged by the health checks.
         factory.deferred.addCallbacks(lambda _: self._first_connection(), lambda _: None)
-        factory.startConnecting(self._endpoint())
+        factory.startConnecting(endpoint)
         return factory
+
+    def _start_factory(self) -> Any:
+        return self._started(txredisapi.RedisFactory(**self._factory_options()), self._endpoint())
 
     def _revive(self) -> None:
         """

@@ -44,21 +44,12 @@ class SentinelLink(RedisLink):
             sentinel_manager=self._sentinel,
             service_name=address.service,
             is_master=True,
-            uuid=address.describe(),
-            dbid=address.db or None,
-            poolsize=1,
-            isLazy=True,
-            password=address.password,
-            replyTimeout=self.deadline,
-            convertNumbers=not self.binary,
-            charset=None if self.binary else "utf-8",
+            **self._factory_options(),
         )
-        factory.maxDelay = 5
-        factory.deferred.addCallbacks(lambda _: self._first_connection(), lambda _: None)
         # The endpoint that rediscovers the primary before each attempt: txredisapi's own
-        # (private, but the one its Sentinel.master_for uses; pinned by the txredisapi version).
-        factory.startConnecting(txredisapi._SentinelEndpoint(factory))
-        return factory
+        # (private, but the one its Sentinel.master_for uses; tests/storage/test_sentinel.py
+        # fails if a txredisapi release drops it).
+        return self._started(factory, txredisapi._SentinelEndpoint(factory))
 
     async def disconnect(self) -> None:
         await super().disconnect()
