@@ -276,6 +276,32 @@ class WriterTests(TestCase):
         self.assertEqual(await metrica.timespan(2012, 3, 4).filter(color="red").total(), 1)
 
     @coroutine_test
+    async def test_a_refused_batch_does_not_hold_back_the_others(self) -> None:
+        """
+        Batches of several metricas go at once (each its own slot): one refused by the
+        script's checks stays pending, whole, while the others are written, once each.
+        """
+        link = await self.link()
+        store = self.store(link)
+        broken = Metrica("broken", axes=[("color", COLORS)], store=store)
+        fine = [Metrica(f"fine{n}", axes=[("color", COLORS)], store=store) for n in range(12)]
+        for metrica in [broken, *fine]:
+            metrica.kick(date=datetime(2012, 3, 4, 5), color="red")
+        await link.execute("SET", bucket_key("broken", "d2012-03-04"), "not a hash")
+        store.writer.seal()
+        with self.assertRaises(Exception) as raised:
+            await store.writer._send()
+        self.assertIn("is a string, not a hash", str(raised.exception))
+        self.assertEqual([await m.total() for m in fine], [1] * 12)
+        self.assertEqual(await broken.total(), 0)
+        self.assertGreater(store.writer.backlog, 0)
+        await link.execute("DEL", bucket_key("broken", "d2012-03-04"))
+        await store.writer._send()
+        self.assertEqual(store.writer.backlog, 0)
+        self.assertEqual(await broken.total(), 1)
+        self.assertEqual([await m.total() for m in fine], [1] * 12)
+
+    @coroutine_test
     async def test_random_outages_match_the_model(self) -> None:
         """
         Model-based: random kicks, flushes, pauses that make calls time out (ambiguous) and

@@ -224,6 +224,10 @@ class CounterWriter(WriteBehind):
 
     _log = Logger()
     noun = "counter batches"
+    #: Batches sent at once, each of another hash tag: one Redis runs them one after the
+    #: other but without a round trip between them; a Redis Cluster runs those of different
+    #: primaries at the same time (docs/benchmarks.md, "Many servers").
+    in_flight = 8
     backlog_full = (
         "counter backlog full ({limit} counters, Redis unreachable?): dropping kicks; "
         "{dropped} dropped so far"
@@ -397,20 +401,53 @@ class CounterWriter(WriteBehind):
         self._batched_size += len(batch.increments)
 
     async def _send(self) -> None:
-        while self._batches:
-            batch = self._batches[0]
-            keys, argv = batch.arguments()
-            try:
-                await self._link.execute("EVAL", APPLY_BATCH, len(keys), *keys, *argv)
-            except (RedisUnavailable, RedisTimeout) as error:
-                self._redis_away(error)
+        # The tags of batches the script refused this time: they wait for the next send (with
+        # the rest of their tag, in order); every other tag's batches are written meanwhile.
+        refused: set[str] = set()
+        error: Exception | None = None
+        while True:
+            # The window: the first batch of each hash tag, up to in_flight of them. A tag's
+            # batches go one at a time, in order (a later checkpoint is never overtaken).
+            window: list[Batch] = []
+            tags: set[str] = set(refused)
+            for batch in self._batches:
+                if batch.tag not in tags:
+                    tags.add(batch.tag)
+                    window.append(batch)
+                    if len(window) == self.in_flight:
+                        break
+            if not window:
+                break
+            calls = []
+            for batch in window:
+                keys, argv = batch.arguments()
+                call = self._link.execute("EVAL", APPLY_BATCH, len(keys), *keys, *argv)
+                calls.append((batch, call, sum(len(str(a)) for a in (*keys, *argv))))
+            outage: Exception | None = None
+            written: set[int] = set()
+            for batch, call, size in calls:
+                try:
+                    await call
+                except (RedisUnavailable, RedisTimeout) as failed:
+                    outage = outage or failed
+                    continue
+                except Exception as failed:  # Refused by the script's checks.
+                    error = error or failed
+                    refused.add(batch.tag)
+                    continue
+                written.add(id(batch))
+                self._batched_size -= len(batch.increments)
+                self.batches_written += 1
+                self.commands_sent += 1
+                self.bytes_sent += size + len(APPLY_BATCH)
+            if written:
+                self._batches = [b for b in self._batches if id(b) not in written]
+                self._redis_back(len(self._batches))
+            if outage is not None:
+                self._redis_away(outage)
                 return
-            self._batches.pop(0)
-            self._batched_size -= len(batch.increments)
-            self._redis_back(len(self._batches))
-            self.batches_written += 1
-            self.commands_sent += 1
-            self.bytes_sent += sum(len(str(a)) for a in (*keys, *argv)) + len(APPLY_BATCH)
+        if error is not None:
+            raise error
         self._spools_written()
 
     def flush(self) -> Deferred[None]:

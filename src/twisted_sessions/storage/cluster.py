@@ -143,6 +143,7 @@ class ClusterRouter:
         self.owners: list[tuple[str, int] | None] = [None] * SLOTS
         self._waiters: list[Deferred[None]] = []
         self._last_refresh = float("-inf")
+        self._primaries: list[tuple[str, int]] | None = None
         self.redirections = 0
 
     def link(self, host: str, port: int) -> RedisLink:
@@ -191,6 +192,7 @@ class ClusterRouter:
                 owner = (owner_host or host, int(primary[1]))
                 for slot in range(int(first), int(last) + 1):
                     self.owners[slot] = owner
+            self._primaries = None
             return
         raise RedisUnavailable(f"no cluster node answered CLUSTER SLOTS: {'; '.join(problems)}")
 
@@ -236,6 +238,7 @@ class ClusterRouter:
                     asking = kind == "ASK"
                     if not asking:
                         self.owners[slot] = owner
+                        self._primaries = None
                         self._refresh_soon()
                     continue
                 if kind in ("TRYAGAIN", "CLUSTERDOWN"):
@@ -265,9 +268,12 @@ class ClusterRouter:
 
     def primaries(self) -> list[tuple[str, int]]:
         """
-        The primaries that own slots now.
+        The primaries that own slots now (computed once per change of the map: the landing
+        page asks on every request whether Redis is connected).
         """
-        return sorted({owner for owner in self.owners if owner is not None})
+        if self._primaries is None:
+            self._primaries = sorted({owner for owner in self.owners if owner is not None})
+        return self._primaries
 
     async def disconnect(self) -> None:
         """
