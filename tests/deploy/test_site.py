@@ -129,6 +129,8 @@ def test_a_resharding_under_load_loses_and_doubles_nothing(site: LocalSite) -> N
     by key (the requests meet ASK, TRYAGAIN and MOVED): every count is still exact.
     """
     visitors, each = 48, 12
+    since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    time.sleep(1)
     thread, done = in_background(
         lambda: visit(site.url, range(visitors), each, Traffic(), pause=0.05)
     )
@@ -159,6 +161,10 @@ def test_a_resharding_under_load_loses_and_doubles_nothing(site: LocalSite) -> N
     for index in range(3):
         assert wait_for(lambda i=index: requests_counted(site, i), lambda n: n == total) == total
     assert wait_for(lambda: active_today(site, 0), lambda n: n == visitors) == visitors
+    # The streams' slot moved too: every request's event is there, once.
+    events = stream_events(site.server_url(2), "requests", since, total + 1)
+    assert len(events) == total
+    assert len({event["meta"]["id"] for event in events}) == total
 
 
 def test_a_killed_server_loses_at_most_its_last_flush(site: LocalSite) -> None:
