@@ -292,8 +292,9 @@ class RequestTracker:
 
     def request_started(self, request: Request) -> None:
         """
-        Give the request its web session (touched, or new) and its visitor id, before any
-        response header is written.
+        Give the request its web session (touched; or made, as the id a first response
+        handed out comes back; or none yet, and an id in the response) and its visitor id,
+        before any response header is written.
         """
         site = self._site
         request.arrived = now = site.reactor.seconds()
@@ -302,12 +303,13 @@ class RequestTracker:
         # No cookie (None) finds no session either.
         session = site.sessions.get(uid)  # type: ignore[arg-type]
         secure = None
+        made = None
         if session is not None:
             session.touch(now)
         elif uid is not None and (issued := site.fresh_session_id(uid, now)) is not None:
             # The id a first response handed out came back: the session exists from now on,
             # begun with that first request.
-            session = site.makeSession(uid, issued)
+            session = made = site.makeSession(uid, issued)
             session.request_count = 1
             session.touch(now)
         else:
@@ -329,6 +331,9 @@ class RequestTracker:
                     secure = request.isSecure()
                 cookies.set_visitor_cookie(request, visitor, secure)
             request.visitor_id = visitor
+        if made is not None:
+            # Its user before this request ends: a logout in this request ends that visit.
+            made.user = self.user_of(request, made.key)
 
     def session_of(self, request: Request, secure: bool) -> Session:
         """
@@ -341,6 +346,8 @@ class RequestTracker:
             request.fresh_uid = None
             made = self._site.makeSession(fresh)
             made.request_count = 1
+            # Its user before this request ends: a logout in this request ends that visit.
+            made.user = self.user_of(request, made.key)
             return made
         uid, _ = self._cookies.read_ids(request)
         session = self._site.sessions.get(uid) if uid is not None else None
