@@ -11,7 +11,6 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web import server as stock
 from twisted.web.resource import Resource
-from twisted.web.static import Data
 from zope.interface import implementer
 
 from twisted_sessions import EndReason, ISessionObserver, Session, SessionSummary, Site
@@ -24,10 +23,21 @@ class ShortSession(Session):
     sessionTimeout = 60
 
 
+class _SessionPage(Resource):
+    """
+    A page that uses its web session (``getSession``): the session exists from the first
+    request on, as in an application that keeps per-session state.
+    """
+
+    isLeaf = True
+
+    def render_GET(self, request: Any) -> bytes:
+        request.getSession()
+        return b"hello"
+
+
 def page() -> Resource:
-    root = Resource()
-    root.putChild(b"", Data(b"hello", "text/plain"))
-    return root
+    return _SessionPage()
 
 
 def clock_at(start: float = 1_000_000.0) -> Clock:

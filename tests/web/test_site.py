@@ -28,6 +28,7 @@ from twisted_sessions import (
 )
 from twisted_sessions.web import request as tracked_request
 from twisted_sessions.web.request import path_names
+from twisted_sessions.web.session import session_key
 
 from ..http import Browser, get, open_channel, parse_response, request_bytes
 from ..recorder import Recorder
@@ -63,12 +64,25 @@ class Me(Resource):
         return b"hi"
 
 
+class UsesSession(Resource):
+    """
+    A page that asks for its web session: the session exists from the first request on.
+    """
+
+    isLeaf = True
+
+    def render_GET(self, request: Any) -> bytes:
+        request.getSession()
+        return b"hello"
+
+
 def make_site(clock: Clock | None = None, **settings: Any) -> tuple[Site, Recorder, Slow]:
     root = Resource()
     slow = Slow()
     root.putChild(b"", Data(b"hello", "text/plain"))
     root.putChild(b"slow", slow)
     root.putChild(b"me", Me())
+    root.putChild(b"session", UsesSession())
     if clock is None:
         clock = Clock()
         clock.advance(5_000)
@@ -261,14 +275,79 @@ class VisitorTests(SynchronousTestCase):
 
 
 class CapTests(SynchronousTestCase):
-    def test_cookieless_clients_cannot_exhaust_memory(self) -> None:
+    def test_cookieless_clients_cost_no_session(self) -> None:
         """
-        A client that never returns the cookie creates a session per request, but the Site
-        keeps at most ``max_sessions``; the evicted ones went through the normal expiry.
+        A client that never returns the cookie is handed a session id per request, and no
+        session: nothing is kept, nothing evicted, and each request is reported with the key
+        of the id it was handed.
+        """
+        site, recorder, _ = make_site(max_sessions=100)
+        responses = [get(site, "/") for _ in range(1_000)]
+        self.assertEqual(len(site.sessions), 0)
+        self.assertEqual(site.sessions_evicted, 0)
+        self.assertEqual(recorder.sessions, [])
+        keys = [event.session_key for event in recorder.requests]
+        self.assertEqual(len(set(keys)), 1_000)
+        uid = responses[0].cookie("TWISTED_SESSION")
+        assert uid is not None
+        self.assertEqual(keys[0], session_key(uid.encode()))
+
+    def test_the_session_exists_once_its_cookie_comes_back(self) -> None:
+        """
+        The id a first response handed out, sent back, makes the session: begun with that
+        first request (its start, its count), with the same key in both requests' events.
+        """
+        clock = Clock()
+        clock.advance(5_000)
+        site, recorder, _ = make_site(clock)
+        browser = Browser(site)
+        browser.get("/")
+        self.assertEqual(len(site.sessions), 0)
+        clock.advance(30)
+        browser.get("/")
+        [session] = site.sessions.values()
+        self.assertEqual(session.uid, browser.cookies["TWISTED_SESSION"].encode())
+        self.assertEqual((session.started, session.last_active), (5_000, 5_030))
+        self.assertEqual(session.request_count, 2)
+        self.assertEqual(len({e.session_key for e in recorder.requests}), 1)
+        self.assertEqual(recorder.requests[0].session_key, session.key)
+
+    def test_only_fresh_ids_of_this_server_come_back_as_sessions(self) -> None:
+        """
+        An id this server did not issue (forged, or another process's), one older than the
+        session timeout, and one whose session ended (a logout) are new clients: they get a
+        new id and no session.
+        """
+        clock = Clock()
+        clock.advance(5_000)
+        site, _, _ = make_site(clock, session_timeout=60)
+        other, _, _ = make_site(clock, session_timeout=60)
+        foreign = get(other, "/").cookie("TWISTED_SESSION")
+        stale = get(site, "/").cookie("TWISTED_SESSION")
+        ended = get(site, "/session").cookie("TWISTED_SESSION")
+        assert foreign is not None and stale is not None and ended is not None
+        [session] = site.sessions.values()
+        session.expire()
+        clock.advance(60)
+        forged = "0" * 64
+        for uid in (foreign, stale, forged, ended):
+            response = get(site, "/", cookies={"TWISTED_SESSION": uid})
+            self.assertNotEqual(response.cookie("TWISTED_SESSION"), uid)
+        self.assertEqual(len(site.sessions), 0)
+        # Within the timeout, an ended session's id stays refused.
+        clock.advance(-60)
+        response = get(site, "/", cookies={"TWISTED_SESSION": ended})
+        self.assertNotEqual(response.cookie("TWISTED_SESSION"), ended)
+        self.assertEqual(len(site.sessions), 0)
+
+    def test_sessions_in_use_are_capped(self) -> None:
+        """
+        A page that uses its session makes one at every first request; the Site keeps at most
+        ``max_sessions``, the evicted ones going through the normal expiry.
         """
         site, recorder, _ = make_site(max_sessions=100)
         for _ in range(1_000):
-            get(site, "/")
+            get(site, "/session")
         self.assertEqual(len(site.sessions), 100)
         self.assertEqual(len(recorder.sessions), 900)
         self.assertEqual({s.reason for s in recorder.sessions}, {EndReason.EVICTED})
@@ -282,14 +361,14 @@ class CapTests(SynchronousTestCase):
         clock = Clock()
         site, _, _ = make_site(clock, max_sessions=3)
         loyal = Browser(site)
-        loyal.get("/")
+        loyal.get("/session")
         hooks: list[str] = []
         next(iter(site.sessions.values())).notifyOnExpire(lambda: hooks.append("loyal"))
         for _ in range(10):
             clock.advance(1)
-            get(site, "/")
+            get(site, "/session")
             clock.advance(1)
-            loyal.get("/")
+            loyal.get("/session")
         self.assertEqual(len(site.sessions), 3)
         self.assertEqual(hooks, [])
         self.assertIn(loyal.cookies["TWISTED_SESSION"].encode(), site.sessions)
@@ -304,15 +383,15 @@ class CapTests(SynchronousTestCase):
         site, _, _ = make_site(clock, max_sessions=4)
         returning = [Browser(site) for _ in range(2)]
         for browser in returning:
-            browser.get("/")
+            browser.get("/session")
             clock.advance(1)
-            browser.get("/")
+            browser.get("/session")
         hooks: list[bytes] = []
         for uid, session in site.sessions.items():
             session.notifyOnExpire(lambda uid=uid: hooks.append(uid))
         for _ in range(20):  # The crawler: its sessions take the two other places in turn.
             clock.advance(1)
-            get(site, "/")
+            get(site, "/session")
         self.assertEqual(hooks, [])
         self.assertEqual(site.sessions_evicted, 18)
         kept = {b.cookies["TWISTED_SESSION"].encode() for b in returning}
@@ -320,12 +399,12 @@ class CapTests(SynchronousTestCase):
         # Users who come back leave the crawler's ranks (each newcomer's first request takes
         # a crawler session's place)...
         for newcomer in (Browser(site), Browser(site)):
-            newcomer.get("/")
+            newcomer.get("/session")
             clock.advance(1)
-            newcomer.get("/")
+            newcomer.get("/session")
         # ...and with no crawler session left, the least recently active user goes.
         clock.advance(1)
-        get(site, "/")
+        get(site, "/session")
         first = returning[0].cookies["TWISTED_SESSION"].encode()
         self.assertEqual(hooks, [first])
         self.assertNotIn(first, site.sessions)
@@ -355,8 +434,10 @@ class RequestEventTests(SynchronousTestCase):
         self.assertAlmostEqual(event.duration, 0.25)
         self.assertFalse(event.aborted)
         uid = response.cookie("TWISTED_SESSION")
-        self.assertEqual(event.session_key, site.sessions[uid.encode()].key)  # type: ignore[union-attr]
-        self.assertNotIn(event.session_key, uid)  # type: ignore[operator]
+        assert uid is not None
+        # No session yet (the cookie has not come back): the key of the id handed out.
+        self.assertEqual(event.session_key, session_key(uid.encode()))
+        self.assertNotIn(event.session_key, uid)
 
     def test_not_found_and_methods_are_reported(self) -> None:
         """
@@ -417,9 +498,9 @@ class RequestEventTests(SynchronousTestCase):
         clock = Clock()
         site, recorder, _ = make_site(clock)
         first, second = Browser(site), Browser(site)
-        first.get("/")
+        first.get("/session")
         clock.advance(1)
-        second.get("/")
+        second.get("/session")
         clock.advance(1)
         first.get("/")
         self.assertEqual(site.expire_all(), 2)

@@ -76,8 +76,12 @@ class LandingPage(Resource):
     def render_GET(self, request: Request) -> bytes:
         """
         Render the page; it never waits on Redis, it only reports the connection's state.
+
+        It does not ask for the session (``getSession`` would make one for a first request):
+        a client's session starts to exist when its cookie comes back, and this page, the
+        server's default, shows what a client that never keeps cookies costs: nothing.
         """
-        session = request.getSession()
+        session = request.tracked_session
         tracker = request.tracker
         site = tracker.site
         now = site.reactor.seconds()
@@ -86,11 +90,13 @@ class LandingPage(Resource):
         )
         request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
         request.setHeader(b"Cache-Control", b"no-store")
-        user = tracker.user_of(request, session.key)
+        user = tracker.user_of(request, request.session_key or "")
         return _PAGE.format(
-            requests=session.request_count,
-            age=now - session.started,
-            timeout=session.sessionTimeout,
+            requests=session.request_count if session is not None else 1,
+            age=now - session.started if session is not None else 0.0,
+            timeout=(
+                session.sessionTimeout if session is not None else site.timeout_of_new_sessions()
+            ),
             user=escape(str(user)),
             live=len(site.sessions),
             where=escape(self._redis_where),

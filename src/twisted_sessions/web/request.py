@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from twisted.web import server
 
 from ..events import RequestEvent
+from .session import session_key
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
@@ -129,9 +130,25 @@ class TrackingSite(Protocol):
         The live web sessions by id.
         """
 
-    def makeSession(self) -> Session:
+    def makeSession(self, uid: bytes | None = None, started: float | None = None) -> Session:
         """
-        Create and register a new web session.
+        Create and register a new web session (with a given id and start, once that id
+        came back).
+        """
+
+    def fresh_session_id(self, uid: bytes, now: float) -> float | None:
+        """
+        When ``uid`` was issued, if it is a fresh id of this server; else ``None``.
+        """
+
+    def new_session_id(self) -> bytes:
+        """
+        A new session id, issued now.
+        """
+
+    def timeout_of_new_sessions(self) -> float:
+        """
+        The inactivity timeout a session made now gets.
         """
 
 
@@ -163,6 +180,19 @@ class Request(server.Request):
     arrived: float | None = None
     reported = False
     tracked_session: Session | None = None
+    #: The session id this request's response hands out, while no session exists for it: a
+    #: client's first request (see sessionids). The session starts to exist when the id comes
+    #: back, or when the application asks for it (getSession, set_user) during this request.
+    fresh_uid: bytes | None = None
+
+    @property
+    def session_key(self) -> str | None:
+        """
+        The non-secret key of this request's web session, existing or not yet.
+        """
+        if self.tracked_session is not None:
+            return self.tracked_session.key
+        return session_key(self.fresh_uid) if self.fresh_uid is not None else None
 
     def set_user(self, user: Hashable) -> None:
         """
@@ -172,6 +202,8 @@ class Request(server.Request):
         """
         self.app_user = user
         session = self.tracked_session
+        if session is None and self.fresh_uid is not None and user is not None:
+            session = self.getSession()  # A login on a first request: the session must exist.
         if session is not None and session.account is None and user is not None:
             session.account = user
             site = self.channel.site  # type: ignore[attr-defined]
@@ -260,8 +292,9 @@ class RequestTracker:
 
     def request_started(self, request: Request) -> None:
         """
-        Give the request its web session (touched, or new) and its visitor id, before any
-        response header is written.
+        Give the request its web session (touched; or made, as the id a first response
+        handed out comes back; or none yet, and an id in the response) and its visitor id,
+        before any response header is written.
         """
         site = self._site
         request.arrived = now = site.reactor.seconds()
@@ -270,15 +303,26 @@ class RequestTracker:
         # No cookie (None) finds no session either.
         session = site.sessions.get(uid)  # type: ignore[arg-type]
         secure = None
-        if session is None:
+        made = None
+        if session is not None:
+            session.touch(now)
+        elif uid is not None and (issued := site.fresh_session_id(uid, now)) is not None:
+            # The id a first response handed out came back: the session exists from now on,
+            # begun with that first request.
+            session = made = site.makeSession(uid, issued)
+            session.request_count = 1
+            session.touch(now)
+        else:
+            # A first request: an id in the response, and no session unless it comes back
+            # (or the application asks for it). Clients that never keep cookies cost nothing.
             secure = request.isSecure()
-            session = self._new_session(request, secure)
+            fresh = request.fresh_uid = site.new_session_id()
+            cookies.set_session_cookie(request, fresh, secure)
             if not cookies.tracks_visitors:
                 request.new_identity = True
-        else:
-            session.touch(now)
-        request.tracked_session = session
-        session.request_count += 1
+        if session is not None:
+            request.tracked_session = session
+            session.request_count += 1
         if cookies.tracks_visitors:
             if visitor is None:
                 request.new_identity = True
@@ -287,12 +331,24 @@ class RequestTracker:
                     secure = request.isSecure()
                 cookies.set_visitor_cookie(request, visitor, secure)
             request.visitor_id = visitor
+        if made is not None:
+            # Its user before this request ends: a logout in this request ends that visit.
+            made.user = self.user_of(request, made.key)
 
     def session_of(self, request: Request, secure: bool) -> Session:
         """
         The live web session the request's cookie names, touched now; else a new one, whose
         cookie the response sets (Secure if ``secure``).
         """
+        fresh = request.fresh_uid
+        if fresh is not None:
+            # Its id is in this response already: the session exists from this request on.
+            request.fresh_uid = None
+            made = self._site.makeSession(fresh)
+            made.request_count = 1
+            # Its user before this request ends: a logout in this request ends that visit.
+            made.user = self.user_of(request, made.key)
+            return made
         uid, _ = self._cookies.read_ids(request)
         session = self._site.sessions.get(uid) if uid is not None else None
         if session is None:
@@ -314,8 +370,11 @@ class RequestTracker:
         request.reported = True
         session = request.tracked_session
         if session is None:
-            return
-        key = session.key
+            if request.fresh_uid is None:
+                return
+            key = session_key(request.fresh_uid)
+        else:
+            key = session.key
         # user_of, inlined for the usual cases: the application's user, else the visitor.
         user = request.app_user
         if user is None:
@@ -324,7 +383,8 @@ class RequestTracker:
                 if self._identify_user is None and request.visitor_id is not None
                 else self.user_of(request, key)
             )
-        session.user = user
+        if session is not None:
+            session.user = user
         method, arrived = request.method, request.arrived
         path, resource = _path_names.get(request.path) or path_names(request.path)
         # tuple.__new__ with every field in RequestEvent's order is what RequestEvent(...)

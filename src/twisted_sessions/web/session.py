@@ -224,6 +224,9 @@ class Session(server.Session):
         site = self.site
         if site is not None:
             site.sessions.pop(self.uid, None)
+            forgotten = getattr(site, "session_forgotten", None)
+            if forgotten is not None:
+                forgotten(self)
         sweep_order, self._sweep_order = self._sweep_order, None
         if sweep_order is not None:
             sweep_order.pop(self.uid, None)

@@ -9,8 +9,6 @@ neither the expiry nor the touch this Site relies on).
 
 from __future__ import annotations
 
-import os
-from binascii import hexlify
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +22,7 @@ from .cookies import CookiePolicy
 from .observers import TrafficObservers
 from .request import Request, RequestTracker, UserIdentifier, routed_name
 from .session import Session
+from .sessionids import SessionIds
 from .sweeper import IdleSweeper
 
 if TYPE_CHECKING:
@@ -108,6 +107,12 @@ class Site(server.Site):
         self._untracked: set[bytes] = set()
         # One timer for the idle expiry of the sessions that share a timeout.
         self._sweeper = IdleSweeper(self.reactor)
+        #: Issues the session ids, and recognises those that come back (see sessionids).
+        self.ids = SessionIds()
+        # The ids of sessions that ended while their id would still be taken back as fresh
+        # (issued less than a timeout ago), until then: a logged-out cookie replayed does not
+        # start a session again. Oldest deadline first.
+        self._ended_ids: OrderedDict[bytes, float] = OrderedDict()
 
     def mount(self, segment: bytes, resource: IResource, tracked: bool = True) -> None:
         """
@@ -174,13 +179,66 @@ class Site(server.Site):
         self.observers.remove(observer)
 
     def _mkuid(self) -> bytes:
-        self.counter += 1
-        return hexlify(os.urandom(32))
+        return self.new_session_id()
 
-    def makeSession(self) -> Session:
+    def new_session_id(self) -> bytes:
+        """
+        A new session id, issued now: signed and timestamped (see sessionids).
+        """
+        return self.ids.issue(self.reactor.seconds())
+
+    def timeout_of_new_sessions(self) -> float:
+        """
+        The inactivity timeout a session made now gets.
+        """
+        if self.session_timeout is not None:
+            return self.session_timeout
+        return float(self.sessionFactory.sessionTimeout)
+
+    def fresh_session_id(self, uid: bytes, now: float) -> float | None:
+        """
+        When ``uid`` was issued, if it is an id of this server whose session would still be
+        alive had it existed from then (its first request) until now; else ``None``.
+        """
+        issued = self.ids.issued_at(uid)
+        if issued is None or issued > now + 1 or now - issued >= self.timeout_of_new_sessions():
+            return None
+        age = self.max_session_age
+        if age is None:
+            age = self.sessionFactory.max_session_age
+        if age is not None and now - issued >= age:
+            return None
+        if uid in self._ended_ids:
+            return None
+        return issued
+
+    def session_forgotten(self, session: Session) -> None:
+        """
+        Called by a session as it ends: if its id could still be taken for a fresh one,
+        remember that it ended until it could not.
+        """
+        issued = self.ids.issued_at(session.uid) if isinstance(session.uid, bytes) else None
+        if issued is None:
+            return
+        deadline = issued + self.timeout_of_new_sessions()
+        now = self.reactor.seconds()
+        ended = self._ended_ids
+        while ended:
+            oldest_uid, oldest_deadline = next(iter(ended.items()))
+            if oldest_deadline > now:
+                break
+            del ended[oldest_uid]
+        if deadline > now:
+            ended[session.uid] = deadline
+
+    def makeSession(self, uid: bytes | None = None, started: float | None = None) -> Session:
         """
         Create, register and start a new session, first evicting the least recently active
         one(s) if the Site is at ``max_sessions``.
+
+        :param uid: the id (by default a new one): the id the first response handed out, when
+            the session starts to exist as it comes back.
+        :param started: when the session began (by default now): its first request.
         """
         sessions = self.sessions
         while len(sessions) >= self.max_sessions:
@@ -193,8 +251,11 @@ class Site(server.Site):
             victim.end(EndReason.EVICTED)
             # A subclass whose expire() does not unregister must not make this loop forever.
             sessions.pop(victim.uid, None)
-        uid = self._mkuid()
+        if uid is None:
+            uid = self._mkuid()
         session = self.sessionFactory(self, uid)
+        if started is not None:
+            session.started = started
         if self.session_timeout is not None:
             session.sessionTimeout = self.session_timeout
         if self.max_session_age is not None:
