@@ -26,13 +26,13 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 
-from twisted_sessions.counters import AveragedMetrica, Axis, CounterStore, StoredChoiceAxis
+from twisted_sessions.counters import CounterStore
 from twisted_sessions.deploy.processes import free_port, spawn, stop, wait_for_port
 from twisted_sessions.deploy.rediscluster import REDIS_SERVER, LocalRedisCluster
 from twisted_sessions.storage import open_link, parse_redis_url
 from twisted_sessions.storage.link import Link
 
-from .counter_writer import METHODS, STATUSES, make_kicks
+from .counter_writer import make_kicks, request_metrica
 
 
 async def wait_connected(link: Link) -> None:
@@ -53,19 +53,7 @@ async def one_round(url: str, kicks: list[Any], metricas: int) -> dict[str, floa
     store = CounterStore(reactor, link)
     # A fresh name per round: nothing of the last round is in the way.
     suffix = f"{time.monotonic_ns()}"
-    counted = [
-        AveragedMetrica(
-            f"m{n}-{suffix}",
-            axes=[
-                ("method", Axis(METHODS)),
-                ("status", Axis(STATUSES)),
-                ("resource", StoredChoiceAxis()),
-            ],
-            multiplier=1000,
-            store=store,
-        )
-        for n in range(metricas)
-    ]
+    counted = [request_metrica(f"m{n}-{suffix}", store) for n in range(metricas)]
     for number, (date, value, method, status, resource) in enumerate(kicks):
         counted[number % metricas].kick(
             date=date, value=value, method=method, status=status, resource=resource

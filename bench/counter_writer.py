@@ -70,11 +70,12 @@ def make_kicks(
     ]
 
 
-async def ours(link: RedisLink, kicks: list[Any], per_flush: int) -> dict[str, float]:
-    await link.execute("FLUSHDB")
-    store = CounterStore(reactor, link)
-    metrica = AveragedMetrica(
-        "requests",
+def request_metrica(name: str, store: CounterStore) -> AveragedMetrica:
+    """
+    The benchmarks' metrica: method x status class x a stored resource, averaged.
+    """
+    return AveragedMetrica(
+        name,
         axes=[
             ("method", Axis(METHODS)),
             ("status", Axis(STATUSES)),
@@ -83,6 +84,12 @@ async def ours(link: RedisLink, kicks: list[Any], per_flush: int) -> dict[str, f
         multiplier=1000,
         store=store,
     )
+
+
+async def ours(link: RedisLink, kicks: list[Any], per_flush: int) -> dict[str, float]:
+    await link.execute("FLUSHDB")
+    store = CounterStore(reactor, link)
+    metrica = request_metrica("requests", store)
     kick = metrica.kick
     flushes = 0
     started = time.perf_counter()

@@ -37,7 +37,13 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .address import ClusterAddress, RedisAddress
-from .link import DEFAULT_HEALTH_INTERVAL, RedisLink, RedisTimeout, RedisUnavailable
+from .link import (
+    DEFAULT_HEALTH_INTERVAL,
+    RedisLink,
+    RedisTimeout,
+    RedisUnavailable,
+    note_health,
+)
 
 SLOTS = 16384
 
@@ -380,22 +386,13 @@ class ClusterLink:
             await self.router.refresh()
             await self.ping()
         except Exception as error:
-            if self.reachable is not False:
-                self._log.warn(
-                    "Redis at {where} is not all reachable ({error}); the server goes on and "
-                    "keeps retrying",
-                    where=self.address.describe(),
-                    error=str(error) or type(error).__name__,
-                )
-            self.reachable = False
+            # Any primary unreachable is an outage: the writes of its slots wait.
+            self.reachable = note_health(self._log, self.address.describe(), self.reachable, error)
         else:
-            if self.reachable is not True:
-                self._log.info(
-                    "Redis at {where} is reachable: {count} primaries",
-                    where=self.address.describe(),
-                    count=len(self.router.primaries()),
-                )
-            self.reachable = True
+            count = len(self.router.primaries())
+            self.reachable = note_health(
+                self._log, self.address.describe(), self.reachable, None, f": {count} primaries"
+            )
 
     async def disconnect(self) -> None:
         """

@@ -58,6 +58,30 @@ def gather(calls: list[Deferred[Any]]) -> Deferred[list[Any]]:
     return gatherResults(calls, consumeErrors=True).addErrback(first)
 
 
+def note_health(
+    log: Logger, where: str, before: bool | None, error: Exception | None, detail: str = ""
+) -> bool:
+    """
+    Log a change of Redis's reachability, once per change (an outage is told once, not at
+    every check): the new state, for a link's ``reachable``.
+
+    :param before: what the last check found (``None``: no check yet).
+    :param error: why this check failed, or ``None`` if Redis answered.
+    """
+    if error is not None:
+        if before is not False:
+            log.warn(
+                "Redis at {where} is unreachable ({error}); the server goes on without it "
+                "and keeps retrying",
+                where=where,
+                error=str(error) or type(error).__name__,
+            )
+        return False
+    if before is not True:
+        log.info("Redis at {where} is reachable{detail}", where=where, detail=detail)
+    return True
+
+
 class Link(Protocol):
     """
     What the writers and readers need of Redis, whatever its deployment: a :class:`RedisLink`
@@ -303,19 +327,10 @@ class RedisLink:
         except Exception as error:
             if self._closing:
                 return  # Closed on purpose (shutdown) while this check waited: no outage.
-            if self.reachable is not False:
-                self._log.warn(
-                    "Redis at {where} is unreachable ({error}); the server goes on without it "
-                    "and keeps retrying",
-                    where=self.address.describe(),
-                    error=str(error) or type(error).__name__,
-                )
-            self.reachable = False
+            self.reachable = note_health(self._log, self.address.describe(), self.reachable, error)
             self._revive()
         else:
-            if self.reachable is not True:
-                self._log.info("Redis at {where} is reachable", where=self.address.describe())
-            self.reachable = True
+            self.reachable = note_health(self._log, self.address.describe(), self.reachable, None)
 
     async def disconnect(self) -> None:
         """

@@ -185,14 +185,21 @@ class Request(server.Request):
     #: back, or when the application asks for it (getSession, set_user) during this request.
     fresh_uid: bytes | None = None
 
+    _fresh_key: str | None = None
+
     @property
     def session_key(self) -> str | None:
         """
-        The non-secret key of this request's web session, existing or not yet.
+        The non-secret key of this request's web session, existing or not yet (computed once
+        per request: the page and the report both want it).
         """
         if self.tracked_session is not None:
             return self.tracked_session.key
-        return session_key(self.fresh_uid) if self.fresh_uid is not None else None
+        if self.fresh_uid is None:
+            return None
+        if self._fresh_key is None:
+            self._fresh_key = session_key(self.fresh_uid)
+        return self._fresh_key
 
     def set_user(self, user: Hashable) -> None:
         """
@@ -369,12 +376,9 @@ class RequestTracker:
             return
         request.reported = True
         session = request.tracked_session
-        if session is None:
-            if request.fresh_uid is None:
-                return
-            key = session_key(request.fresh_uid)
-        else:
-            key = session.key
+        key = request.session_key
+        if key is None:
+            return
         # user_of, inlined for the usual cases: the application's user, else the visitor.
         user = request.app_user
         if user is None:
